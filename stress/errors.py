@@ -1,0 +1,29 @@
+"""The kit's error types and its documented exit codes."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """One code per outcome, so CI can tell what failed without reading logs."""
+
+    PASSED = 0
+    THRESHOLD_FAILED = 1
+    USAGE_ERROR = 2
+    REGRESSION = 3
+    CRASHED_OR_HUNG = 4
+
+
+class StressError(Exception):
+    """Base of the errors ``main`` turns into one line and an exit code."""
+
+    exit_code: ExitCode = ExitCode.USAGE_ERROR
+
+
+class ConfigError(StressError):
+    """Bad scenarios file, flag or target: the message names the file, key and fix."""
+
+
+class EngineError(StressError):
+    """The container engine is missing or failed; the message says how to fix it."""
