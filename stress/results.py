@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stress.errors import ExitCode
 from stress.scenario import Scenario
 
 RESULTS_VERSION = 1
@@ -114,3 +115,12 @@ def parse_results_document(data: dict[str, Any]) -> list[Result]:
         raise ValueError(f"unsupported results.json version {version!r} "
                          f"(this kit reads version {RESULTS_VERSION})")
     return [Result.from_dict(entry) for entry in data["scenarios"]]
+
+
+def overall_exit_code(results: list[Result]) -> ExitCode:
+    """The run's exit code: a crash or hang outranks a failed threshold."""
+    if any(r.status in ("timeout", "crashed", "interrupted") for r in results):
+        return ExitCode.CRASHED_OR_HUNG
+    if any(not r.passed for r in results):
+        return ExitCode.THRESHOLD_FAILED
+    return ExitCode.PASSED
