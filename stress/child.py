@@ -157,9 +157,30 @@ def dump_stacks(_signum: int = 0, _frame: FrameType | None = None) -> None:
         out.write("(no asyncio tasks)\n")
     for task in sorted(tasks, key=lambda t: t.get_name()):
         out.write(f"\n{task!r}\n")
-        task.print_stack(file=out)
+        for line in await_chain(task):
+            out.write(f"  {line}\n")
     out.write("=== end of stacks ===\n")
     out.flush()
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task is suspended: each coroutine it awaits, outermost first.
+
+    ``Task.print_stack`` shows only the task's own coroutine; the line that actually
+    blocks is usually several awaits deeper.
+    """
+    lines: list[str] = []
+    awaitable: Any = task.get_coro()
+    while awaitable is not None and len(lines) < 100:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            if isinstance(awaitable, asyncio.Future):
+                lines.append(f"waiting on {awaitable!r}")
+            break
+        code = frame.f_code
+        lines.append(f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return lines
 
 
 def _request_exit(_signum: int, _frame: FrameType | None) -> None:

@@ -55,7 +55,7 @@ class Progress:
     def __init__(self, interval_s: float = 10.0) -> None:
         self._live = sys.stdout.isatty() and not on_github_actions()
         self._interval_s = interval_s
-        self._last = 0.0
+        self._last = time.monotonic()
         self._shown = False
 
     def update(self, text: str) -> None:
