@@ -1,0 +1,110 @@
+"""Verdicts and their wording, from measured figures (no processes involved)."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from typing import Any
+
+from stress import judge
+from stress.config import load_scenarios
+
+SCENARIOS = load_scenarios()
+
+
+def figures(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "messages_sent": 100_000, "tokens_received": 100_000, "streams_completed": 1,
+        "errors": 0, "duration_s": 2.0, "rss_start_mb": 20.0, "rss_end_mb": 30.0,
+        "peak_rss_mb": 31.0, "quit_latency_ms": 3.0, "pending_after_quit": [],
+    }
+    return {**base, **overrides}
+
+
+def kinds(name: str, **overrides: Any) -> list[str]:
+    scenario = SCENARIOS[name]
+    data = figures(**overrides)
+    metrics = judge.metrics_from(data, None, 0.0)
+    return [f.kind for f in judge.threshold_failures(scenario, metrics, data)]
+
+
+def test_metrics_are_derived_from_counts() -> None:
+    metrics = judge.metrics_from(figures(tokens_received=84_570), None, 0.0)
+    assert metrics.throughput == 84_570 / 2.0
+    assert metrics.memory_growth_mb == 10.0
+    assert round(metrics.loss_pct, 2) == 15.43
+
+
+def test_a_clean_run_passes_every_builtin_threshold_it_meets() -> None:
+    assert kinds("backpressure") == []
+    assert kinds("short") == []
+
+
+def test_loss_is_worded_as_the_seed() -> None:
+    scenario = SCENARIOS["backpressure"]
+    data = figures(tokens_received=84_570)
+    (failure,) = judge.threshold_failures(scenario, judge.metrics_from(data, None, 0), data)
+    assert failure.message == "Message loss too high: 15.43% (sent: 100000, received: 84570)"
+    assert failure.headline == "FAILURE: Significant message loss under backpressure"
+    assert failure.diagnosis == ("Incorrect channel buffer policy", "Consumer task panicked",
+                                 "Race condition in message counting")
+
+
+def test_memory_growth_is_worded_as_the_seed() -> None:
+    scenario = SCENARIOS["medium"]
+    data = figures(rss_end_mb=20.0 + 1234.56)
+    (failure,) = judge.threshold_failures(scenario, judge.metrics_from(data, None, 0), data)
+    assert failure.message == "Memory growth too high: 1234.56 MB (expected < 500MB)"
+    assert failure.headline == "FAILURE: Unbounded memory growth detected"
+
+
+def test_timeout_is_worded_as_the_seed() -> None:
+    failure = judge.timeout_failure(SCENARIOS["short"], 62.345, "run")
+    assert failure.message == "Test should complete within timeout (60s), took 62.345s"
+    assert failure.headline == "FAILURE: Possible deadlock detected"
+    assert failure.diagnosis == ("Deadlock in message channel", "Blocking call in async context",
+                                 "Channel buffer exhaustion without backpressure")
+
+
+def test_each_threshold_can_fail() -> None:
+    assert kinds("short", tokens_received=10_000, messages_sent=10_000, duration_s=2.0) == \
+        ["throughput"]
+    assert kinds("rapid", quit_latency_ms=1500.0) == ["quit_latency"]
+    assert kinds("rapid", quit_latency_ms=None, quit_note="finished early") == ["quit_latency"]
+    assert kinds("short", pending_after_quit=["<Task pending>"]) == ["quit_latency"]
+    assert kinds("short", streams_completed=0) == ["streams"]
+
+
+def test_error_streams_count_as_ended() -> None:
+    assert kinds("errors", streams_completed=90, errors=10, duration_s=0.1) == []
+    assert kinds("errors", streams_completed=80, errors=10, duration_s=0.1) == ["streams"]
+
+
+def test_killed_child_is_judged_from_its_last_sample() -> None:
+    sample = {"phase": "run", "t": 61.0, "rss_mb": 40.0, "sent": 10, "received": 5,
+              "streams": 0, "errors": 0}
+    metrics = judge.metrics_from({}, sample, 62.345)
+    assert (metrics.messages_sent, metrics.tokens_received) == (10, 5)
+    assert metrics.duration_s == 62.345
+    assert metrics.peak_rss_mb == 40.0
+
+
+def test_crash_names_the_signal_or_the_exception() -> None:
+    assert "killed by SIGKILL (9)" in judge.crash_failure(-signal.SIGKILL, None).message
+    assert "exited with code 7" in judge.crash_failure(7, None).message
+    assert "raised ValueError: x" in judge.crash_failure(3, "ValueError: x").message
+
+
+def test_leak_threshold_carries_the_leak_report() -> None:
+    assert judge.leak_failure(1.0, 5.0, "report") is None
+    failure = judge.leak_failure(50.0, 5.0, "Top sites\n  12.0 MB  leak_me (faults.py:10)\n")
+    assert failure is not None
+    assert failure.message == ("Leaked memory too high: 50.00 MB still allocated at exit "
+                               "(expected < 5MB)")
+    assert "leak_me (faults.py:10)" in "\n".join(failure.diagnosis)
+
+
+def test_scenario_scaling_keeps_thresholds() -> None:
+    scaled = SCENARIOS["short"].scaled(0.01)
+    assert scaled.thresholds == SCENARIOS["short"].thresholds
+    assert dataclasses.replace(scaled, messages=1_000_000) == SCENARIOS["short"]
