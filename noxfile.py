@@ -1,0 +1,108 @@
+"""Sessions of the asyncio stress kit: `nox -s stress` is the main entry, `nox` lints and tests.
+
+    nox -s stress                          every scenario, profiled, in the pinned container
+    nox -s stress -- NAME ... --scale 0.1  some scenarios, any `python -m stress run` option
+    nox -s stress -- --engine host         on this machine instead (auto falls back to it)
+    nox -s tests | lint | image | compare | lock | pin
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_venv = "yes"
+
+LOCK = "ci/requirements.txt"
+# The lock is for the image: its Python and manylinux platforms, whatever the host runs.
+LOCK_PYTHON = "3.13"
+LOCK_PLATFORMS = ("x86_64-manylinux_2_28", "aarch64-manylinux_2_28")
+
+
+@nox.session(tags=["docker"])
+def stress(session: nox.Session) -> None:
+    """Run every scenario (or `-- NAME ...`) with memory and CPU profiles, in the container.
+
+    Container options, taken out before the runner's: --engine auto|docker|host (auto: the
+    container where an engine answers, else the host with a warning), --base IMAGE, --image
+    TAG, --memory 4g, --container-timeout SECONDS, --no-build. Results land in --out
+    (default stress-results/) on the host either way.
+    """
+    session.install(".[container]")
+    session.run("python", "ci/container_session.py", "stress", *session.posargs)
+
+
+@nox.session(tags=["check"])
+def tests(session: nox.Session) -> None:
+    """Run the test suite (`-- ARGS` go to pytest, e.g. `-- -m 'not docker'`)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(tags=["check"])
+def lint(session: nox.Session) -> None:
+    """ruff, mypy (strict), hadolint on the Dockerfile, and the workflows' schema."""
+    session.install("-e", ".[lint,test]")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
+    session.run("hadolint", "Dockerfile")
+    workflows = sorted(glob.glob(".github/workflows/*.yml") + glob.glob(".github/workflows/*.yaml"))
+    if workflows:
+        session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    else:
+        session.log("no workflow files under .github/workflows yet: schema check skipped")
+
+
+@nox.session(tags=["docker"])
+def image(session: nox.Session) -> None:
+    """Build the pinned image with no network (`-- --base IMAGE`, default $STRESS_BASE_IMAGE
+    or the Dockerfile's digest-pinned base; `-- --image TAG`)."""
+    session.install(".[container]")
+    session.run("python", "ci/container_session.py", "image", *session.posargs)
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """Compare results against a baseline: `-- BASELINE CURRENT [options]`."""
+    session.install(".")
+    session.run("python", "-m", "stress", "compare", *session.posargs)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Regenerate ci/requirements.txt, the image's dependencies pinned with hashes.
+
+    Existing pins are kept; `-- --upgrade` (or `-- --upgrade-package NAME`) moves them.
+    """
+    session.install("uv")
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs = [LOCK, *(f"{tmp}/{platform}.txt" for platform in LOCK_PLATFORMS[1:])]
+        for platform, output in zip(LOCK_PLATFORMS, outputs, strict=True):
+            if output != LOCK and Path(LOCK).exists():
+                shutil.copy(LOCK, output)  # the same preferences for every platform
+            session.run(
+                "uv", "pip", "compile", "pyproject.toml", "--extra", "uvloop", "--quiet",
+                "--generate-hashes", "--python-version", LOCK_PYTHON,
+                "--python-platform", platform, "--custom-compile-command", "nox -s lock",
+                "--output-file", output, *session.posargs,
+            )
+        # One file serves every platform while they resolve alike: uv records the hashes of
+        # all of a pinned version's wheels, so they already cover each platform.
+        first = Path(LOCK).read_text(encoding="utf-8")
+        for platform, output in zip(LOCK_PLATFORMS[1:], outputs[1:], strict=True):
+            if Path(output).read_text(encoding="utf-8") != first:
+                session.error(f"{platform} resolves differently from {LOCK_PLATFORMS[0]}: "
+                              "keep a lock file per platform")
+
+
+@nox.session(tags=["docker"])
+def pin(session: nox.Session) -> None:
+    """Point the Dockerfile's base at its tag's current digest (needs a reachable registry)."""
+    session.install(".[container]")
+    session.run("python", "ci/container_session.py", "pin", *session.posargs)

@@ -1,0 +1,352 @@
+"""The container engine behind one small driver: build the image, run the kit in it, clean up.
+
+This is the only module that imports the docker SDK (the ``container`` extra). Every engine
+failure becomes one :class:`EngineError` line that names the engine address tried and the fix.
+
+    client = connect()
+    build_image(client, BuildConfig(context=repo, base_image="stress-kit-base:trixie"))
+    with StressContainer(client, RunConfig(results_dir=Path("stress-results"))) as box:
+        exit_code = box.run()
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+from stress.errors import ConfigError, EngineError, ExitCode
+
+DEFAULT_IMAGE = "asyncio-stress-kit:local"
+RESULTS_MOUNT = "/results"  # where the host's results folder appears inside the container
+CONTAINER_LOG = "container.log"  # everything the container printed, kept in the results folder
+KEEP_CONTAINERS_ENV = "STRESS_KEEP_CONTAINERS"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+_MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
+_POLL_S = 0.2
+
+
+def _docker() -> Any:
+    try:
+        import docker  # the SDK is optional: only the container path needs it
+    except ModuleNotFoundError as exc:
+        raise EngineError(
+            "the docker SDK is not installed: pip install 'asyncio-stress-kit[container]', "
+            "or use --engine host"
+        ) from exc
+    return docker
+
+
+# -- engine ---------------------------------------------------------------------------------
+
+
+def engine_url() -> str:
+    """The engine address used: DOCKER_HOST, else the current docker context, else the socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    try:
+        context = _docker().context.ContextAPI.get_current_context()
+        host = context.Host if context is not None else None
+    except Exception:  # a broken ~/.docker/config.json must not hide the real error
+        host = None
+    return str(host or DEFAULT_SOCKET)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:240]
+
+
+def connect(*, timeout_s: float = 60.0) -> Any:
+    """A docker client that has answered a ping, or EngineError saying what to do."""
+    docker = _docker()
+    url = engine_url()
+    try:
+        if os.environ.get("DOCKER_HOST"):  # from_env also honours DOCKER_TLS_VERIFY/CERT_PATH
+            client = docker.from_env(timeout=int(timeout_s), use_ssh_client=False)
+        else:
+            client = docker.DockerClient(base_url=url, timeout=int(timeout_s))
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise EngineError(
+            f"no container engine answered at {url} ({_first_line(exc)}): start Docker "
+            "(dockerd, or Docker Desktop), set DOCKER_HOST to a running engine, "
+            "or use --engine host"
+        ) from exc
+    return client
+
+
+def engine_available() -> tuple[bool, str]:
+    """(True, address) when an engine answers, else (False, the one-line reason)."""
+    try:
+        connect(timeout_s=10)
+    except EngineError as exc:
+        return False, str(exc)
+    return True, engine_url()
+
+
+def default_base_image(dockerfile: Path) -> str:
+    """The Dockerfile's pinned default (its `ARG BASE_IMAGE=...`)."""
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)\s*$", dockerfile.read_text(encoding="utf-8"), re.M)
+    if match is None:
+        raise ConfigError(f"{dockerfile}: no `ARG BASE_IMAGE=...` line to read the base from")
+    return match[1]
+
+
+def registry_digest(client: Any, reference: str) -> str:
+    """`name:tag@sha256:...`: the tag's current digest, asked of the registry via the engine."""
+    name = reference.split("@", 1)[0]
+    try:
+        data = client.images.get_registry_data(name)
+    except _docker().errors.DockerException as exc:
+        raise EngineError(
+            f"no registry answered for {name} ({_first_line(exc)}): run `nox -s pin` "
+            "on a machine that can pull images"
+        ) from exc
+    return f"{name}@{data.id}"
+
+
+# -- build ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildConfig:
+    """One image build. The build gets no network: everything comes from ci/wheelhouse/."""
+
+    context: Path
+    tag: str = DEFAULT_IMAGE
+    dockerfile: str = "Dockerfile"
+    base_image: str | None = None  # None: the Dockerfile's pinned default
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 1800.0
+
+    def all_build_args(self) -> dict[str, str]:
+        args = dict(self.build_args)
+        if self.base_image:
+            args["BASE_IMAGE"] = self.base_image
+        return args
+
+
+def build_image(client: Any, config: BuildConfig, *, echo: IO[str] | None = None) -> str:
+    """Build and tag the image; returns its id. The whole build log goes to stderr on failure."""
+    docker = _docker()
+    log: list[str] = []
+    image_id = ""
+    error = ""
+    try:
+        chunks = client.api.build(
+            path=str(config.context), dockerfile=config.dockerfile, tag=config.tag,
+            buildargs=config.all_build_args(), network_mode="none", pull=False,
+            rm=True, forcerm=True, decode=True, timeout=int(config.timeout_s),
+            use_config_proxy=False,  # no proxy variables baked into the image
+        )
+        for chunk in chunks:
+            text = chunk.get("stream") or chunk.get("status") or ""
+            if text:
+                log.append(text)
+                if echo is not None:
+                    echo.write(text)
+                    echo.flush()
+            if "error" in chunk:
+                error = str(chunk["error"]).strip()
+            image_id = chunk.get("aux", {}).get("ID", image_id)
+    except docker.errors.DockerException as exc:
+        error = _first_line(exc)
+    if error:
+        if echo is None:
+            sys.stderr.write("".join(log))
+        raise EngineError(f"image build of {config.tag} failed: {error}{_base_hint(client, config)}"
+                          " (build log above)")
+    return image_id or str(client.images.get(config.tag).id)
+
+
+def _base_hint(client: Any, config: BuildConfig) -> str:
+    base = config.base_image or default_base_image(config.context / config.dockerfile)
+    try:
+        client.images.get(base)
+    except _docker().errors.DockerException:
+        return (f"; the base image {base} is not on this machine and could not be pulled: "
+                "build one with `bash ci/build-base-image.sh` and pass "
+                "--base stress-kit-base:trixie (or set STRESS_BASE_IMAGE)")
+    return ""
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    """A host path shown read-only inside the container (scenario files, a user's target)."""
+
+    host: Path
+    container: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """One run of the image: the results folder mounted, no network, bounded memory and time."""
+
+    results_dir: Path
+    image: str = DEFAULT_IMAGE
+    command: tuple[str, ...] = ("run", "--out", RESULTS_MOUNT)  # after the image's entrypoint
+    entrypoint: tuple[str, ...] | None = None  # None: the image's (`python -m stress`)
+    memory_limit: str = "4g"  # docker's syntax: a number with b, k, m or g
+    timeout_s: float = 1800.0  # then the container is killed and the run counts as hung
+    user: str | None = None  # "uid:gid"; None: the host user's, so results come out theirs
+    mounts: tuple[Mount, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    cap_add: tuple[str, ...] = ("SYS_PTRACE",)  # py-spy reads the scenario process's memory
+
+    def __post_init__(self) -> None:
+        if not _MEMORY.match(self.memory_limit):
+            raise ConfigError(f"memory limit {self.memory_limit!r}: use a number with b, k, m "
+                              "or g, e.g. 4g or 512m")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"container timeout {self.timeout_s}: must be a positive number "
+                              "of seconds")
+
+
+def host_user() -> str | None:
+    if not hasattr(os, "getuid"):
+        return None  # Windows: the engine's VM maps file ownership itself
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+class StressContainer:
+    """A container that exists only inside the `with` block (unless STRESS_KEEP_CONTAINERS=1).
+
+    run() streams the container's output to the terminal and to results/container.log, and
+    returns its exit code, or 4 (crashed or hung) when it was killed for the timeout or memory.
+    """
+
+    def __init__(self, client: Any, config: RunConfig) -> None:
+        self.client = client
+        self.config = config
+        self.name = f"stress-kit-{uuid.uuid4().hex[:12]}"
+        self._container: Any = None
+        self._write_lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        cfg = self.config
+        cfg.results_dir.mkdir(parents=True, exist_ok=True)
+        volumes = {str(cfg.results_dir.resolve()): {"bind": RESULTS_MOUNT, "mode": "rw"}}
+        for mount in cfg.mounts:
+            volumes[str(mount.host.resolve())] = {"bind": mount.container, "mode": "ro"}
+        user = cfg.user or self._default_user()
+        environment = dict(cfg.environment)
+        if user is not None and not user.startswith("0:"):
+            # An arbitrary uid has no home in the image; tools that cache under ~ need one.
+            environment.setdefault("HOME", "/tmp")
+        try:
+            self._container = self.client.containers.create(
+                cfg.image, command=list(cfg.command), name=self.name,
+                entrypoint=list(cfg.entrypoint) if cfg.entrypoint is not None else None,
+                user=user, volumes=volumes, environment=environment,
+                working_dir=cfg.working_dir, cap_add=list(cfg.cap_add),
+                mem_limit=cfg.memory_limit, memswap_limit=cfg.memory_limit,  # no swap either
+                network_disabled=True, network_mode="none", init=True, detach=True,
+                labels={"org.asyncio-stress-kit.run": "1"},
+            )
+        except _docker().errors.ImageNotFound as exc:
+            raise EngineError(f"image {cfg.image} is not on this engine: build it with "
+                              "`nox -s image`") from exc
+        except _docker().errors.DockerException as exc:
+            raise EngineError(f"could not create a container from {cfg.image}: "
+                              f"{_first_line(exc)}") from exc
+        return self
+
+    def _default_user(self) -> str | None:
+        # Rootless engines map the container's root to the host user; any other uid inside
+        # would be a subordinate id that cannot write the results folder.
+        security = self.client.info().get("SecurityOptions") or []
+        if any("name=rootless" in option for option in security):
+            return "0:0"
+        return host_user()
+
+    def run(self, out: IO[str] | None = None) -> int:
+        out = out if out is not None else sys.stdout
+        log_path = self.config.results_dir / CONTAINER_LOG
+        with log_path.open("wb") as log_file:
+            self._container.start()
+            pump = threading.Thread(target=self._pump, args=(out, log_file), daemon=True)
+            pump.start()
+            state = self._wait(time.monotonic() + self.config.timeout_s)
+            if state is None:
+                self._kill()
+            pump.join(timeout=10)
+            problem = self._problem(state, log_path)
+            if problem is not None:
+                with self._write_lock:
+                    log_file.write(f"{problem}\n".encode())
+                print(problem, file=out, flush=True)
+                return int(ExitCode.CRASHED_OR_HUNG)
+            assert state is not None  # no problem means it exited by itself
+            return int(state.get("ExitCode", ExitCode.CRASHED_OR_HUNG))
+
+    def _problem(self, state: Mapping[str, Any] | None, log_path: Path) -> str | None:
+        if state is None:
+            return (f"stress-kit: container {self.name} killed after {self.config.timeout_s:g}s "
+                    f"(timeout); its output is in {log_path}")
+        if state.get("OOMKilled"):
+            return (f"stress-kit: container {self.name} exceeded its memory limit "
+                    f"({self.config.memory_limit}) and was killed; raise it with --memory")
+        return None
+
+    def _wait(self, deadline: float) -> dict[str, Any] | None:
+        """The container's final State, or None if the deadline passed first."""
+        while time.monotonic() < deadline:
+            self._container.reload()
+            state: dict[str, Any] = self._container.attrs["State"]
+            if state.get("Status") in ("exited", "dead"):
+                return state
+            time.sleep(_POLL_S)
+        return None
+
+    def _kill(self) -> None:
+        try:
+            self._container.kill()
+        except _docker().errors.APIError:
+            pass  # it exited between the last look and the kill
+
+    def _pump(self, out: IO[str], log_file: IO[bytes]) -> None:
+        for chunk in self._chunks():
+            with self._write_lock:
+                log_file.write(chunk)
+                log_file.flush()
+            out.write(chunk.decode("utf-8", errors="replace"))
+            out.flush()
+
+    def _chunks(self) -> Iterator[bytes]:
+        try:
+            yield from self._container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        except _docker().errors.DockerException:
+            return  # the container went away mid-stream (killed): what arrived is kept
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        container, self._container = self._container, None
+        if container is None:
+            return
+        if os.environ.get(KEEP_CONTAINERS_ENV) == "1":
+            print(f"stress-kit: kept container {self.name} ({KEEP_CONTAINERS_ENV}=1); "
+                  f"remove it with `docker rm -f {self.name}`", file=sys.stderr)
+            return
+        try:
+            container.remove(force=True)
+        except _docker().errors.NotFound:
+            pass  # already gone
+
+
+def run_in_container(client: Any, config: RunConfig) -> int:
+    """Run once and always clean up; the exit code is the container's (4 on timeout or OOM)."""
+    with StressContainer(client, config) as box:
+        return box.run()
