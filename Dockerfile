@@ -40,7 +40,7 @@ LABEL org.opencontainers.image.title="asyncio-stress-kit" \
       org.opencontainers.image.source="${SOURCE_URL}"
 # The driver runs the container as the host user so results come out owned by them; this user
 # is for plain `docker run` without --user.
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/stress \
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/stress \
         --shell /usr/sbin/nologin stress \
     && install -d -o stress -g stress /results
 COPY --from=build /opt/venv /opt/venv

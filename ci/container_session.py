@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
 DEFAULT_PROFILE = "memory,cpu"
 DEFAULT_OUT = "stress-results"  # the runner's default --out
-INPUTS_MOUNT = "/inputs"  # where a host --scenarios file's folder appears in the container
+INPUTS_MOUNT = "/inputs"  # where the folders of host files the runner reads appear, read-only
+FILE_OPTIONS = ("--scenarios", "--baseline")  # the runner's options that name a host file
 WORKSPACE_MOUNT = "/workspace"  # the host's working folder, for a user's --target module
 ON_GITHUB = os.environ.get("GITHUB_ACTIONS") == "true"
 
@@ -107,18 +108,21 @@ class ContainerPlan:
 
 
 def plan_container_run(run_args: Sequence[str], *, cwd: Path) -> ContainerPlan:
-    """Host paths in the runner's arguments become mounts: results rw, inputs read-only."""
+    """Host paths in the runner's arguments become mounts: results rw, input files read-only."""
     out, args = take_option(run_args, "--out")
-    scenarios, args = take_option(args, "--scenarios")
     mounts: list[container.Mount] = []
     environment: dict[str, str] = {}
     working_dir = None
-    if scenarios is not None:
-        path = (cwd / scenarios).resolve()
+    for option in FILE_OPTIONS:
+        value, args = take_option(args, option)
+        if value is None:
+            continue
+        path = (cwd / value).resolve()
         if not path.is_file():
-            raise StressError(f"--scenarios {scenarios}: no such file")
-        mounts.append(container.Mount(host=path.parent, container=INPUTS_MOUNT))
-        args += ["--scenarios", f"{INPUTS_MOUNT}/{path.name}"]
+            raise StressError(f"{option} {value}: no such file")
+        folder = f"{INPUTS_MOUNT}/{len(mounts)}"
+        mounts.append(container.Mount(host=path.parent, container=folder))
+        args += [option, f"{folder}/{path.name}"]
     if any(arg == "--target" or arg.startswith("--target=") for arg in args):
         # A user's target module lives in their project, not in the image.
         mounts.append(container.Mount(host=cwd, container=WORKSPACE_MOUNT))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -69,6 +70,9 @@ def connect(*, timeout_s: float = 60.0) -> Any:
     """A docker client that has answered a ping, or EngineError saying what to do."""
     docker = _docker()
     url = engine_url()
+    refused = _unix_socket_refusal(url)
+    if refused is not None:
+        raise EngineError(_no_engine(url, refused))
     try:
         if os.environ.get("DOCKER_HOST"):  # from_env also honours DOCKER_TLS_VERIFY/CERT_PATH
             client = docker.from_env(timeout=int(timeout_s), use_ssh_client=False)
@@ -76,12 +80,27 @@ def connect(*, timeout_s: float = 60.0) -> Any:
             client = docker.DockerClient(base_url=url, timeout=int(timeout_s))
         client.ping()
     except docker.errors.DockerException as exc:
-        raise EngineError(
-            f"no container engine answered at {url} ({_first_line(exc)}): start Docker "
-            "(dockerd, or Docker Desktop), set DOCKER_HOST to a running engine, "
-            "or use --engine host"
-        ) from exc
+        raise EngineError(_no_engine(url, _first_line(exc))) from exc
     return client
+
+
+def _no_engine(url: str, reason: str) -> str:
+    return (f"no container engine answered at {url} ({reason}): start Docker (dockerd, or "
+            "Docker Desktop), set DOCKER_HOST to a running engine, or use --engine host")
+
+
+def _unix_socket_refusal(url: str) -> str | None:
+    """Why a unix socket cannot be reached, asked directly: the SDK leaks the socket it tried."""
+    if not url.startswith(("unix://", "http+unix://")):
+        return None
+    path = url.split("://", 1)[1]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            return exc.strerror or type(exc).__name__
+    return None
 
 
 def engine_available() -> tuple[bool, str]:

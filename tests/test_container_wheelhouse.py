@@ -1,0 +1,114 @@
+"""The hashed lock and the wheelhouse the image is built from, with real files."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "ci"))
+import wheelhouse  # noqa: E402  (ci/wheelhouse.py, which `nox -s image` runs)
+
+LOCK = REPO / "ci" / "requirements.txt"
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_committed_lock_pins_every_dependency_exactly_with_hashes() -> None:
+    pins = wheelhouse.parse_lock(LOCK)
+    names = {canonical(pin.name) for pin in pins}
+    assert {"memray", "psutil", "pyyaml", "py-spy", "uvloop"} <= names
+    for pin in pins:
+        assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", pin.version), pin
+        assert pin.hashes, pin
+        assert all(len(digest) == 64 for digest in pin.hashes), pin
+
+
+def test_lock_covers_what_the_project_declares() -> None:
+    """The image installs the project with --no-deps, so the lock must hold its requirements."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["uvloop"]
+    wanted = {canonical(re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0]) for spec in declared}
+    locked = {canonical(pin.name) for pin in wheelhouse.parse_lock(LOCK)}
+    assert wanted <= locked, f"missing from {LOCK.name}: {wanted - locked}; run `nox -s lock`"
+
+
+def write_lock(path: Path, entries: dict[str, list[str]]) -> Path:
+    lines = []
+    for spec, hashes in entries.items():
+        lines.append(f"{spec} \\")
+        lines += [f"    --hash=sha256:{digest} \\" for digest in hashes[:-1]]
+        lines.append(f"    --hash=sha256:{hashes[-1]}" if hashes else "")
+        lines.append("    # via tests")
+    path.write_text("# made by a test\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def fake_wheel(folder: Path, name: str, content: bytes) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(content)
+    return hashlib.sha256(content).hexdigest()
+
+
+def test_wheels_are_matched_to_pins_by_hash_and_strays_are_pruned(tmp_path: Path) -> None:
+    deps = tmp_path / "deps"
+    good = fake_wheel(deps, "alpha-1.0-py3-none-any.whl", b"alpha one")
+    fake_wheel(deps, "alpha-0.9-py3-none-any.whl", b"alpha nine")
+    lock = write_lock(tmp_path / "lock.txt", {
+        "alpha==1.0": [good, "0" * 64],
+        "beta==2.0": ["1" * 64],
+    })
+    pins = wheelhouse.parse_lock(lock)
+    assert [(p.name, p.version) for p in pins] == [("alpha", "1.0"), ("beta", "2.0")]
+    assert [p.name for p in wheelhouse.missing_pins(pins, deps)] == ["beta"]
+    assert wheelhouse.missing_pins(pins, tmp_path / "absent") == pins
+    assert wheelhouse.prune(pins, deps) == [deps / "alpha-0.9-py3-none-any.whl"]
+    assert sorted(p.name for p in deps.iterdir()) == ["alpha-1.0-py3-none-any.whl"]
+
+
+def test_a_pin_without_hash_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    lock = tmp_path / "lock.txt"
+    lock.write_text("alpha==1.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"lock\.txt: alpha==1\.0 has no --hash.*nox -s lock"):
+        wheelhouse.parse_lock(lock)
+
+
+def test_an_unpinned_line_is_refused(tmp_path: Path) -> None:
+    lock = tmp_path / "lock.txt"
+    lock.write_text(f"alpha>=1.0 --hash=sha256:{'0' * 64}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="expected NAME==VERSION"):
+        wheelhouse.parse_lock(lock)
+
+
+def test_platforms_cover_the_manylinux_range_the_lock_was_made_for() -> None:
+    args = wheelhouse.platform_args("aarch64")
+    platforms = args[1::2]
+    assert set(args[0::2]) == {"--platform"}
+    assert platforms[0] == "manylinux_2_28_aarch64"
+    assert "manylinux_2_17_aarch64" in platforms
+    assert platforms[-1] == "manylinux2014_aarch64"
+
+
+@pytest.mark.parametrize(("machine", "arch"), [("x86_64", "x86_64"), ("AMD64", "x86_64"),
+                                               ("arm64", "aarch64"), ("aarch64", "aarch64")])
+def test_architecture_names_are_normalised(machine: str, arch: str) -> None:
+    assert wheelhouse.normalise_arch(machine) == arch
+
+
+def test_an_architecture_without_wheels_is_refused() -> None:
+    with pytest.raises(ValueError, match="x86_64 and aarch64 only"):
+        wheelhouse.normalise_arch("ppc64le")
+
+
+def test_project_wheel_is_built_from_sources_only() -> None:
+    files = {path.as_posix() for path in wheelhouse.source_files(REPO)}
+    assert {"pyproject.toml", "stress/__init__.py", "stress/container.py"} <= files
+    assert not any(f.startswith((".git/", ".nox/", "ci/wheelhouse/")) or "__pycache__" in f
+                   for f in files)
