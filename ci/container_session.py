@@ -192,18 +192,23 @@ def build(options: ContainerOptions, client: Any) -> None:
 def resolve_engine(requested: str) -> str:
     if requested != "auto":
         return requested
-    available, reason = container.engine_available()
-    if available:
-        return "docker"
-    warn(f"{reason}. Running the scenarios on the host instead of the pinned container; "
-         "pass --engine docker to require the container.")
-    return "host"
+    try:
+        container.connect(timeout_s=10).close()
+    except container.NoEngineError as exc:
+        warn(f"no container engine answered at {exc.url} ({exc.reason}): running the scenarios "
+             "on the host, not in the pinned container. Start Docker or set DOCKER_HOST to use "
+             "the container; --engine docker makes this an error.")
+        return "host"
+    return "docker"
 
 
 def run_on_host(run_args: list[str]) -> int:
     command = [sys.executable, "-m", "stress", "run", *run_args]
-    print(f"--- on the host: {' '.join(command[1:])}", flush=True)
-    return subprocess.run(command, check=False).returncode
+    print(f"--- on the host: python {' '.join(command[1:])}", flush=True)
+    start = time.monotonic()
+    code = subprocess.run(command, check=False).returncode
+    print(f"--- host run exited {code} after {time.monotonic() - start:.1f}s", flush=True)
+    return code
 
 
 def run_in_container(options: ContainerOptions, run_args: list[str]) -> int:

@@ -72,7 +72,7 @@ def connect(*, timeout_s: float = 60.0) -> Any:
     url = engine_url()
     refused = _unix_socket_refusal(url)
     if refused is not None:
-        raise EngineError(_no_engine(url, refused))
+        raise NoEngineError(url, refused)
     try:
         if os.environ.get("DOCKER_HOST"):  # from_env also honours DOCKER_TLS_VERIFY/CERT_PATH
             client = docker.from_env(timeout=int(timeout_s), use_ssh_client=False)
@@ -80,13 +80,19 @@ def connect(*, timeout_s: float = 60.0) -> Any:
             client = docker.DockerClient(base_url=url, timeout=int(timeout_s))
         client.ping()
     except docker.errors.DockerException as exc:
-        raise EngineError(_no_engine(url, _first_line(exc))) from exc
+        raise NoEngineError(url, _first_line(exc)) from exc
     return client
 
 
-def _no_engine(url: str, reason: str) -> str:
-    return (f"no container engine answered at {url} ({reason}): start Docker (dockerd, or "
-            "Docker Desktop), set DOCKER_HOST to a running engine, or use --engine host")
+class NoEngineError(EngineError):
+    """No engine answered: which address was tried, why, and the three ways out."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"no container engine answered at {url} ({reason}): start Docker "
+                         "(dockerd, or Docker Desktop), set DOCKER_HOST to a running engine, "
+                         "or use --engine host")
+        self.url = url
+        self.reason = reason
 
 
 def _unix_socket_refusal(url: str) -> str | None:
@@ -101,15 +107,6 @@ def _unix_socket_refusal(url: str) -> str | None:
         except OSError as exc:
             return exc.strerror or type(exc).__name__
     return None
-
-
-def engine_available() -> tuple[bool, str]:
-    """(True, address) when an engine answers, else (False, the one-line reason)."""
-    try:
-        connect(timeout_s=10)
-    except EngineError as exc:
-        return False, str(exc)
-    return True, engine_url()
 
 
 def default_base_image(dockerfile: Path) -> str:

@@ -132,7 +132,18 @@ def test_no_engine_is_one_line_naming_the_socket_and_the_fix(
     assert socket in message
     assert "DOCKER_HOST" in message
     assert "--engine host" in message
-    assert container.engine_available() == (False, message)
+
+
+def test_auto_engine_falls_back_to_the_host_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    assert container_session.resolve_engine("auto") == "host"
+    warning = capsys.readouterr().err
+    assert warning.startswith(("WARNING: no container engine answered at unix://",
+                               "::warning::no container engine"))
+    assert "running the scenarios on the host" in warning
+    assert container_session.resolve_engine("docker") == "docker"  # checked when it connects
 
 
 def test_stress_with_docker_required_and_no_engine_exits_2_with_that_line(tmp_path: Path) -> None:
