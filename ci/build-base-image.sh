@@ -61,7 +61,6 @@ rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin \
     "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* \
     "$ROOTFS"/usr/share/locale/* "$ROOTFS"/var/log/*.log "$ROOTFS"/var/cache/debconf/*-old \
     "$ROOTFS"/debootstrap
-find "$ROOTFS/usr/lib/python3" "$ROOTFS"/usr/lib/python3.* -name __pycache__ -prune -exec rm -rf {} + 2>/dev/null || true
 # Same environment the official python images set, so the Dockerfile works on either base.
 tar --numeric-owner -C "$ROOTFS" -c . | docker import \
     --change 'ENV LANG=C.UTF-8' \
