@@ -11,6 +11,7 @@ failure becomes one :class:`EngineError` line that names the engine address trie
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import socket
@@ -289,7 +290,13 @@ class StressContainer:
         return host_user()
 
     def run(self, out: IO[str] | None = None) -> int:
-        out = out if out is not None else sys.stdout
+        try:
+            return self._run(out if out is not None else sys.stdout)
+        except _docker().errors.DockerException as exc:
+            raise EngineError(f"container {self.name} from {self.config.image} failed: "
+                              f"{_first_line(exc)}") from exc
+
+    def _run(self, out: IO[str]) -> int:
         log_path = self.config.results_dir / CONTAINER_LOG
         with log_path.open("wb") as log_file:
             self._container.start()
@@ -334,11 +341,18 @@ class StressContainer:
             pass  # it exited between the last look and the kill
 
     def _pump(self, out: IO[str], log_file: IO[bytes]) -> None:
+        # Chunks can split a multi-byte character (the reports print ✅), so decode as a stream.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for chunk in self._chunks():
             with self._write_lock:
                 log_file.write(chunk)
                 log_file.flush()
-            out.write(chunk.decode("utf-8", errors="replace"))
+            text = decoder.decode(chunk)
+            try:
+                out.write(text)
+            except UnicodeEncodeError:  # a terminal that cannot show it still gets the rest
+                encoding = getattr(out, "encoding", None) or "ascii"
+                out.write(text.encode(encoding, errors="replace").decode(encoding))
             out.flush()
 
     def _chunks(self) -> Iterator[bytes]:

@@ -123,6 +123,19 @@ def test_no_network_host_user_and_ptrace(client: Any, image: str, tmp_path: Path
     assert probe.stat().st_uid == os.getuid()  # results come out owned by the host user
 
 
+def test_output_split_inside_a_character_reaches_the_terminal_whole(
+        client: Any, image: str, tmp_path: Path) -> None:
+    code = ("import sys\n"
+            "for byte in '✅ Test passed!\\n'.encode():\n"
+            "    sys.stdout.buffer.write(bytes([byte])); sys.stdout.buffer.flush()\n")
+    out = io.StringIO()
+    with container.StressContainer(client, python_in(image, tmp_path, code)) as box:
+        assert box.run(out) == 0
+    assert "✅ Test passed!" in out.getvalue()
+    log = (tmp_path / container.CONTAINER_LOG).read_text(encoding="utf-8")
+    assert "✅ Test passed!" in log
+
+
 def test_timeout_kills_keeps_the_log_and_removes_the_container(
         client: Any, image: str, tmp_path: Path) -> None:
     code = "import time; print('scenario started', flush=True); time.sleep(600)"
