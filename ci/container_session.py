@@ -61,7 +61,7 @@ def engine_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", default=env("STRESS_IMAGE", container.DEFAULT_IMAGE))
     parser.add_argument("--memory", default=env("STRESS_CONTAINER_MEMORY", "4g"))
     parser.add_argument("--container-timeout", dest="timeout_s", type=float,
-                        default=float(env("STRESS_CONTAINER_TIMEOUT", "1800")))
+                        default=float(env("STRESS_CONTAINER_TIMEOUT", "3600")))
     parser.add_argument("--no-build", dest="build", action="store_false",
                         help="run the image already tagged --image")
     return parser

@@ -216,7 +216,7 @@ class RunConfig:
     command: tuple[str, ...] = ("run", "--out", RESULTS_MOUNT)  # after the image's entrypoint
     entrypoint: tuple[str, ...] | None = None  # None: the image's (`python -m stress`)
     memory_limit: str = "4g"  # docker's syntax: a number with b, k, m or g
-    timeout_s: float = 1800.0  # then the container is killed and the run counts as hung
+    timeout_s: float = 3600.0  # then the container is killed and the run counts as hung
     user: str | None = None  # "uid:gid"; None: the host user's, so results come out theirs
     mounts: tuple[Mount, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
