@@ -1,0 +1,134 @@
+"""summary.md: the verdict on its first line, then the seed's two tables ($GITHUB_STEP_SUMMARY)."""
+
+from __future__ import annotations
+
+import re
+
+from stress.compare import find_match, measured_throughput
+from stress.errors import ExitCode
+from stress.report.rows import (
+    change_pct,
+    performance_row,
+    scenario_label,
+    signed_percent,
+    threshold_rows,
+)
+from stress.report.text import format_failure_lines
+from stress.results import Result, overall_exit_code
+
+CRASH_STATUSES = ("timeout", "crashed", "interrupted")
+
+
+def verdict_line(results: list[Result]) -> str:
+    """The overall verdict in words, with the exit code the run returns."""
+    code = overall_exit_code(results)
+    if not results:
+        return "# Stress: no scenario ran"
+    if code == ExitCode.PASSED:
+        if len(results) == 1:
+            return f"# Stress: the 1 scenario passed ({results[0].scenario.name})"
+        return f"# Stress: all {len(results)} scenarios passed"
+    broken = [r.scenario.name for r in results if r.status in CRASH_STATUSES]
+    failed = [r.scenario.name for r in results if r.status == "failed"]
+    parts = []
+    if broken:
+        parts.append(f"crashed or hung: {', '.join(broken)}")
+    if failed:
+        parts.append(f"threshold failed in {', '.join(failed)}")
+    return f"# Stress: {'; '.join(parts)} (exit {int(code)})"
+
+
+def md_cell(text: str) -> str:
+    """Table cells: a pipe would split the cell and a tag would be rendered as HTML."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("-" * (len(cell) + 2) for cell in header) + "|"]
+    lines += ["| " + " | ".join(md_cell(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def fenced(text: str) -> list[str]:
+    """A code block whose fence no backtick run inside can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
+
+
+def environment_text(results: list[Result]) -> str | None:
+    env = next((r.environment for r in results if r.environment), None)
+    if env is None:
+        return None
+    sha = f", git {env.git_sha[:12]}" if env.git_sha else ""
+    where = "in a container" if env.in_container else "on the host"
+    return (f"{env.implementation} {env.python} on {env.platform}, {env.cpu_count} CPUs, "
+            f"{where}, loop {env.loop}, target {env.target}{sha}")
+
+
+def baseline_rows(results: list[Result], baseline: list[Result]) -> list[list[str]]:
+    rows = []
+    for result in results:
+        match = find_match(result, baseline)
+        before = measured_throughput(match) if match else None
+        after = measured_throughput(result)
+        change = change_pct(after, before) if before is not None and after is not None else None
+        rows.append([
+            scenario_label(result),
+            "not in baseline" if before is None else f"{before:.0f}",
+            "N/A" if after is None else f"{after:.0f}",
+            "N/A" if change is None else signed_percent(change),
+        ])
+    return rows
+
+
+def render_summary(results: list[Result], *, baseline: list[Result] | None = None,
+                   final: bool = True) -> str:
+    passed = sum(r.passed for r in results)
+    lines = ["# " + md_cell(verdict_line(results).removeprefix("# ")), ""]
+    lines.append(f"{passed} of {len(results)} scenario(s) passed." if results else
+                 "No results were recorded.")
+    if not final:
+        lines.append("_Run in progress: this summary is rewritten after each scenario._")
+    if env := environment_text(results):
+        lines += ["", f"_{md_cell(env)}_"]
+
+    lines += ["", "## Performance Comparison", ""]
+    perf = [performance_row(r) for r in results]
+    lines += md_table(["Test", "Messages", "Duration", "Throughput", "Memory", "Status"],
+                      [[p.test, p.messages, p.duration, p.throughput, p.memory, p.status]
+                       for p in perf])
+
+    lines += ["", "## Baseline Comparison", ""]
+    targets = [row for r in results for row in threshold_rows(r)]
+    if targets:
+        lines += md_table(["Metric", "Target", "Achieved", "Delta"],
+                          [[t.metric, t.target, t.achieved, t.delta] for t in targets])
+        missed = [t.metric for t in targets if t.met is not True]
+        lines.append("")
+        lines.append("**All baselines exceeded** ✅" if not missed else
+                     f"**Missed: {md_cell(', '.join(missed))}** ❌")
+    else:
+        lines.append("_No scenario sets a threshold._")
+
+    if baseline is not None:
+        lines += ["", "## Throughput against the baseline run", ""]
+        lines += md_table(["Test", "Baseline (tokens/sec)", "Current (tokens/sec)", "Change"],
+                          baseline_rows(results, baseline))
+
+    failed = [r for r in results if not r.passed and r.failures]
+    if failed:
+        lines += ["", "## Failures"]
+        for result in failed:
+            body: list[str] = []
+            for failure in result.failures:
+                body += [*format_failure_lines(failure), ""]
+            scenario = result.scenario
+            lines += ["", f"### {md_cell(scenario.title)} ({md_cell(scenario.name)})", ""]
+            lines += fenced("\n".join(body).rstrip())
+    if results:
+        lines += ["", "_Plots, flamegraphs, leak reports and logs: report.html in the results "
+                      "folder._"]
+    return "\n".join(lines) + "\n"
