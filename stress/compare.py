@@ -141,7 +141,10 @@ def read_results(path: Path) -> list[Result]:
     if not results:
         raise ConfigError(f"{source}: no '=== Stress Test Results: TITLE ===' block found; "
                           "expected a results.json or the text log of a stress run")
-    return results
+    # A log appended to by several runs (`tee -a`) holds a scenario more than once: the
+    # latest block is the one that counts.
+    latest = {(r.scenario.name, r.scenario.title): r for r in results}
+    return list(latest.values())
 
 
 def read_results_json(path: Path) -> list[Result]:

@@ -239,3 +239,13 @@ def test_the_command_and_the_ci_script_exit_3_on_a_regression(tmp_path: Path,
     assert done.returncode == 2
     assert done.stderr == f"error: {tmp_path / 'missing.log'}: no such file; expected a " \
                           "results.json or the text log of a stress run\n"
+
+
+def test_in_an_appended_log_the_latest_block_counts(tmp_path: Path) -> None:
+    first, second = seed_results()[:2]
+    faster = with_throughput([first], short=30000)[0]
+    log = tmp_path / "appended.log"
+    log.write_text("\n".join(format_block(r) for r in (first, second, faster)), encoding="utf-8")
+    results = read_results(log)
+    assert [(r.scenario.title, r.metrics.throughput) for r in results] == [
+        ("1M Short Messages", 30000), ("1M Medium Messages", 10142)]

@@ -11,7 +11,7 @@ import pytest
 
 from stress.report import write_reports
 from stress.report.html import render_html, throughput_series
-from stress.report.svg import downsample, nice_ticks
+from stress.report.svg import downsample, nice_ticks, tick_label
 from stress.results import Result, Sample
 from tests.test_report_fixtures import (
     SHORT,
@@ -258,3 +258,9 @@ def test_the_rss_plot_shows_the_memory_limit_above_the_start() -> None:
     _, tree = report([run])
     labels = [t.text for t in tree.find_all("text", "limit")]
     assert labels == ["limit: start + 100 MB", "min 10K"]
+
+
+def test_tick_labels_stay_distinct_on_short_runs() -> None:
+    ticks = nice_ticks(0, 0.132)
+    assert [tick_label(t) for t in ticks] == ["0", "0.05", "0.1", "0.15"]
+    assert [tick_label(t) for t in (150, 30.2, 22_000)] == ["150", "30.2", "22K"]

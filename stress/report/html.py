@@ -222,9 +222,13 @@ def _charts(result: Result, baseline_throughput: float | None) -> str:
                                  kind="baseline"))
     rate = line_chart(rates, title="Throughput over time", y_label="tokens/sec",
                       guides=rate_guides, kind="throughput")
-    return (f'<div class="charts"><figure>{rss}<figcaption>RSS over time (MB)</figcaption>'
-            f'</figure><figure>{rate}<figcaption>Throughput over time (tokens/sec, between '
-            f'samples)</figcaption></figure></div>')
+    figures = [chart if chart.startswith("<p") else
+               f"<figure>{chart}<figcaption>{caption}</figcaption></figure>"
+               for chart, caption in ((rss, "RSS over time (MB)"),
+                                      (rate, "Throughput over time (tokens/sec, between "
+                                             "samples)"))]
+    return f'<div class="charts">{"".join(figures)}</div>'
+
 
 
 def _artifacts(result: Result, out_dir: Path | None) -> str:

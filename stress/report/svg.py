@@ -41,9 +41,10 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def tick_label(value: float) -> str:
+    """150 -> "150", 0.05 -> "0.05", 22000 -> "22K": short, and distinct for round ticks."""
     if abs(value) >= 1000:
         return abbreviate(value)
-    return f"{value:g}" if value == int(value) else f"{value:.1f}"
+    return f"{value:.3g}"
 
 
 def downsample(points: Sequence[tuple[float, float]],
