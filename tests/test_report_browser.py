@@ -284,23 +284,32 @@ def accent_pixels(png: bytes, box: dict[str, float]) -> int:
     return count
 
 
-def test_the_page_loads_with_no_console_error_and_no_network(page: LoadedPage) -> None:
-    page.devtools.evaluate("1")  # drain events that arrived after the load
+def page_problems(events: list[dict[str, Any]]) -> list[str]:
+    """Script exceptions, console errors and warnings, and failed loads, from DevTools events."""
     problems = []
-    for event in page.devtools.events:
+    for event in events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.exceptionThrown":
-            problems.append(params["exceptionDetails"].get("text"))
+            problems.append(str(params["exceptionDetails"].get("text")))
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning"):
-            problems.append(str(params.get("args")))
+            problems.append(f"console.{params['type']}: {params.get('args')}")
         elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
-            problems.append(params["entry"].get("text"))
+            problems.append(str(params["entry"].get("text")))
         elif method == "Network.loadingFailed":
             problems.append(f"failed to load: {params.get('errorText')}")
-    assert problems == []
-    requested = [e["params"]["request"]["url"] for e in page.devtools.events
-                 if e.get("method") == "Network.requestWillBeSent"]
-    assert requested == [page.path.as_uri()]  # the page itself and nothing else
+    return problems
+
+
+def requested_urls(events: list[dict[str, Any]]) -> list[str]:
+    return [e["params"]["request"]["url"] for e in events
+            if e.get("method") == "Network.requestWillBeSent"]
+
+
+def test_the_page_loads_with_no_console_error_and_no_network(page: LoadedPage) -> None:
+    page.devtools.evaluate("1")  # drain events that arrived after the load
+    assert page_problems(page.devtools.events) == []
+    # The page itself and nothing else: no CDN, no font, no favicon.
+    assert requested_urls(page.devtools.events) == [page.path.as_uri()]
 
 
 def test_the_plots_render(page: LoadedPage) -> None:
@@ -335,3 +344,20 @@ def test_links_point_into_the_results_folder(page: LoadedPage) -> None:
         "[...document.querySelectorAll('ul.artifacts li')].map(li => li.innerText)")
     assert missing == ["Log: stress-test-short.log",
                        "Memory flamegraph (memray): short-memray.html (missing)"]
+
+
+def test_the_checks_above_do_see_a_broken_page(page: LoadedPage) -> None:
+    """Last in this file: it navigates the shared browser away from the report."""
+    broken = page.path.parent / "broken.html"
+    broken.write_text('<!DOCTYPE html><link rel="icon" href="data:,"><img src="missing.png">'
+                      '<script>console.error("boom"); undefinedFunction();</script>',
+                      encoding="utf-8")
+    page.devtools.events.clear()
+    page.devtools.call("Page.navigate", url=broken.as_uri())
+    page.devtools.wait_for("Page.loadEventFired")
+    page.devtools.evaluate("1")
+    problems = page_problems(page.devtools.events)
+    assert any("boom" in p for p in problems), problems
+    assert any("Uncaught" in p for p in problems), problems
+    assert any(p.startswith("failed to load") for p in problems), problems
+    assert (page.path.parent / "missing.png").as_uri() in requested_urls(page.devtools.events)
