@@ -1,0 +1,72 @@
+"""``python -m stress ab BASE_REF HEAD_REF [NAME ...]``: the side-by-side regression gate."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stress.commands.options import add_scenarios_flag
+from stress.console import configure_logging
+from stress.errors import ConfigError
+from stress.target import DEFAULT_TARGET
+
+HELP = ("compare two git revisions on this machine: rounds alternate base and head, "
+        "judged on the median head/base throughput ratio")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base_ref", metavar="BASE_REF", help="the reference revision, e.g. "
+                        "origin/main or the pull request's base commit")
+    parser.add_argument("head_ref", metavar="HEAD_REF", help="the revision under test, e.g. HEAD")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="scenarios to compare (default: all of HEAD_REF's)")
+    parser.add_argument("--rounds", type=int, default=5, metavar="N",
+                        help="base/head pairs per scenario, order alternating (default: 5)")
+    parser.add_argument("--max-drop", type=float, default=20.0, metavar="PCT",
+                        help="a regression is a median head/base throughput ratio below "
+                             "1 - PCT/100 (default: 20, i.e. below 0.80)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply message counts, e.g. 0.05 for a quick gate")
+    parser.add_argument("--target", default=DEFAULT_TARGET, metavar="MODULE:ATTR",
+                        help=f"the system under test in both revisions (default: "
+                             f"{DEFAULT_TARGET})")
+    parser.add_argument("--base-target", metavar="MODULE:ATTR",
+                        help="the base revision's target, when it differs from --target")
+    parser.add_argument("--head-target", metavar="MODULE:ATTR",
+                        help="the head revision's target, when it differs from --target")
+    add_scenarios_flag(parser)
+    parser.add_argument("--out", type=Path, default=Path("stress-ab"),
+                        help="where ab.md, ab.json, the setup logs and every run go "
+                             "(default: stress-ab/)")
+    parser.add_argument("--repo", type=Path, default=Path("."), metavar="DIR",
+                        help="the git repository holding both revisions (default: .)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the revisions' worktrees and environments, for debugging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (same as STRESS_LOG=debug)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stress.ab import AbOptions, render_text, run_gate
+
+    configure_logging(args.verbose)
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds {args.rounds}: expected a whole number >= 1 (5 is usual)")
+    if not 0 < args.max_drop < 100:
+        raise ConfigError(f"--max-drop {args.max_drop:g}: expected a percentage between 0 and "
+                          "100, e.g. 20 (a regression is then head/base < 0.80)")
+    if args.scale <= 0:
+        raise ConfigError(f"--scale {args.scale}: expected a factor > 0, e.g. 0.05")
+    scenarios = args.scenarios.resolve() if args.scenarios else None
+    if scenarios is not None and not scenarios.is_file():
+        raise ConfigError(f"--scenarios {args.scenarios}: no such file")
+    options = AbOptions(
+        base_ref=args.base_ref, head_ref=args.head_ref, names=tuple(args.names),
+        rounds=args.rounds, max_drop_pct=args.max_drop, scale=args.scale,
+        base_target=args.base_target or args.target, head_target=args.head_target or args.target,
+        scenarios_file=scenarios, out_dir=args.out, repo=args.repo, keep=args.keep,
+    )
+    report = run_gate(options)
+    print(render_text(report), end="")
+    print(f"ab.md and ab.json in {args.out}/ (exit {int(report.exit_code)})")
+    return int(report.exit_code)

@@ -1,0 +1,224 @@
+"""The ab gate end to end: real git revisions, real environments, real scenario runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stress
+from stress.errors import ExitCode
+
+pytestmark = pytest.mark.slow
+
+KIT = Path(stress.__file__).resolve().parent  # the kit these tests import, and the gate runs
+
+# A user's target, as committed in their repository. Every token costs WORK iterations of
+# arithmetic; tokens of SLOW_SIZE characters cost SLOWDOWN times as much, so one commit can
+# slow one scenario by a known factor and leave another exactly as it was.
+TARGET = '''
+import asyncio
+
+WORK = 300
+SLOW_SIZE = 0
+SLOWDOWN = 1.0
+CRASH_SIZE = 0
+
+
+class Pipeline:
+    async def run(self, params, stats, quit):
+        if params.message_size == CRASH_SIZE:
+            raise RuntimeError("the backend rejected the handshake")
+        work = int(WORK * (SLOWDOWN if params.message_size == SLOW_SIZE else 1.0))
+        queue = asyncio.Queue(maxsize=params.channel_buffer)
+
+        async def produce():
+            for _ in range(params.messages):
+                await queue.put("x" * params.message_size)
+                stats.messages_sent += 1
+            await queue.put(None)
+
+        async def consume():
+            while await queue.get() is not None:
+                total = 0
+                for i in range(work):
+                    total += i * i
+                stats.tokens_received += 1
+            stats.streams_completed += 1
+
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(produce())
+            tasks.create_task(consume())
+
+
+def pipeline():
+    return Pipeline()
+'''
+
+SCENARIOS = """\
+scenarios:
+  same:
+    title: Same Code Both Sides
+    messages: 20000
+    timeout_s: 30
+  slowed:
+    title: Slowed In Head
+    messages: 20000
+    message_size: 13
+    timeout_s: 30
+"""
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+                   cwd=repo, check=True, capture_output=True)
+
+
+def commit(repo: Path, files: dict[str, str], tag: str) -> None:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text, encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", tag)
+    git(repo, "tag", tag)
+
+
+def run_ab(repo: Path, *args: str | Path, env: dict[str, str] | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    child_env = {k: v for k, v in os.environ.items()
+                 if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")}
+    child_env["PYTHONPATH"] = str(KIT.parent)  # the kit under test, however it is installed
+    child_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "stress", "ab", *map(str, args)], cwd=repo,
+                          env=child_env, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+def ab_document(out: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((out / "ab.json").read_text(encoding="utf-8"))
+    return document
+
+
+def by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in document["scenarios"]}
+
+
+@pytest.fixture(scope="module")
+def user_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's repository holding just their target: tags fast, slow (3x work on the
+    13-character scenario) and crash (that scenario raises)."""
+    repo = tmp_path_factory.mktemp("user") / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commit(repo, {"streamer.py": TARGET, "scenarios.yaml": SCENARIOS}, "fast")
+    commit(repo, {"streamer.py": TARGET.replace("SLOW_SIZE = 0", "SLOW_SIZE = 13")
+                  .replace("SLOWDOWN = 1.0", "SLOWDOWN = 3.0")}, "slow")
+    commit(repo, {"streamer.py": TARGET.replace("CRASH_SIZE = 0", "CRASH_SIZE = 13")}, "crash")
+    return repo
+
+
+def test_a_slowed_scenario_is_flagged_and_unchanged_code_is_not(user_repo: Path,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "ab"
+    step_summary = tmp_path / "step-summary.md"
+    done = run_ab(user_repo, "fast", "slow", "--scenarios", "scenarios.yaml", "--target",
+                  "streamer:pipeline", "--rounds", "3", "--out", out,
+                  env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step_summary)})
+    assert done.returncode == ExitCode.REGRESSION, done.stdout + done.stderr
+    document = ab_document(out)
+    scenarios = by_name(document)
+    slowed, same = scenarios["slowed"], scenarios["same"]
+    assert slowed["verdict"] == "regression"
+    assert slowed["median_ratio"] < 0.8
+    assert same["verdict"] == "ok"
+    assert same["median_ratio"] >= 0.8
+    assert len(slowed["ratios"]) == len(same["ratios"]) == 3
+    assert [r["order"] for r in slowed["rounds"]] == [["base", "head"], ["head", "base"],
+                                                      ["base", "head"]]
+    for r in slowed["rounds"]:
+        assert r["ratio"] == pytest.approx(r["head"]["throughput"] / r["base"]["throughput"])
+        assert (out / r["head"]["log"]).is_file()
+    assert document["rule"]["text"] == ("regression when median head/base < 0.80 "
+                                        "(a drop of more than 20%)")
+    # No stress package in this repository: both sides ran the kit running the gate.
+    for side in ("base", "head"):
+        assert document[side]["own_kit"] is False
+        assert Path(document[side]["stress_file"]).parent == KIT
+    assert document["head"]["sha"] != document["base"]["sha"]
+    run_results = json.loads((out / "runs/slowed/r01-head/results.json").read_text("utf-8"))
+    assert run_results["scenarios"][0]["environment"]["git_sha"] == document["head"]["sha"]
+    markdown = (out / "ab.md").read_text(encoding="utf-8")
+    assert markdown.startswith("❌ Regression: median head/base slowed ")
+    assert "regression when median head/base < 0.80 (a drop of more than 20%)" in markdown
+    # The step summary holds the gate's table once, and nothing from the individual runs.
+    assert step_summary.read_text(encoding="utf-8") == markdown + "\n"
+    assert "::error title=stress ab: slowed::median head/base" in done.stdout
+    assert "Rule: regression when median head/base < 0.80" in done.stdout
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=user_repo, capture_output=True,
+                               text=True, check=True).stdout
+    assert len(worktrees.splitlines()) == 1, worktrees
+
+
+def test_a_crash_in_head_is_reported_not_skipped(user_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ab"
+    done = run_ab(user_repo, "fast", "crash", "--scenarios", "scenarios.yaml", "--target",
+                  "streamer:pipeline", "--rounds", "2", "--out", out)
+    assert done.returncode == ExitCode.CRASHED_OR_HUNG, done.stdout + done.stderr
+    scenarios = by_name(ab_document(out))
+    assert scenarios["same"]["verdict"] == "ok"
+    crashed = scenarios["slowed"]
+    assert crashed["verdict"] == "failed"
+    assert len(crashed["rounds"]) == 1  # a crash ends that scenario's rounds
+    (problem,) = crashed["problems"]
+    assert problem.startswith("head round 1: crashed: ")
+    assert "RuntimeError: the backend rejected the handshake" in problem
+    markdown = (out / "ab.md").read_text(encoding="utf-8")
+    assert markdown.startswith("💥 No verdict: slowed failed to run")
+    assert "the backend rejected the handshake" in markdown
+
+
+def copy_of_the_kit(repo: Path) -> None:
+    """This kit's own repository in miniature: the stress package and a pyproject.toml."""
+    shutil.copytree(KIT, repo / "stress", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "kit-under-test"\nversion = "0"\n\n'
+        '[tool.setuptools.packages.find]\ninclude = ["stress*"]\n\n'
+        '[tool.setuptools.package-data]\nstress = ["scenarios.yaml"]\n', encoding="utf-8")
+
+
+def test_a_revision_holding_the_kit_runs_its_own_copy(tmp_path: Path) -> None:
+    repo = tmp_path / "kit"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    copy_of_the_kit(repo)
+    tiny = "scenarios:\n  tiny:\n    title: Tiny\n    messages: 20000\n    timeout_s: 30\n"
+    # The target lives inside the package: only the revision's own copy has it, so a run
+    # that imported any other stress would fail, and the slowdown shows only if it runs.
+    commit(repo, {"stress/scenarios.yaml": tiny, "stress/ab_probe_target.py": TARGET}, "base")
+    commit(repo, {
+        "stress/scenarios.yaml": tiny + "  extra:\n    title: Extra\n    messages: 100\n",
+        "stress/ab_probe_target.py": TARGET.replace("WORK = 300", "WORK = 900"),
+    }, "head")
+    out = tmp_path / "ab"
+    done = run_ab(repo, "base", "head", "--target", "stress.ab_probe_target:pipeline",
+                  "--rounds", "3", "--out", out)
+    assert done.returncode == ExitCode.REGRESSION, done.stdout + done.stderr
+    document = ab_document(out)
+    for side in ("base", "head"):
+        assert document[side]["own_kit"] is True
+        stress_file = Path(document[side]["stress_file"])
+        assert not stress_file.is_relative_to(KIT)
+        assert f"/{side}/" in stress_file.as_posix()  # that revision's folder or install
+        assert "its own copy" in (out / f"setup-{side}.log").read_text(encoding="utf-8")
+    scenarios = by_name(document)
+    assert scenarios["tiny"]["verdict"] == "regression"
+    assert scenarios["tiny"]["median_ratio"] < 0.8
+    assert scenarios["extra"]["verdict"] == "not compared"
+    assert scenarios["extra"]["not_compared"] == "not in base (new in head)"
