@@ -1,0 +1,93 @@
+"""The backend: streams one conversation's tokens, like an LLM answering a chat message.
+
+Every token is a new ``str`` of exactly ``message_size`` characters (a slice of a repeating
+pattern: CPython copies it, so no two tokens share an object and memory figures are
+honest; one-character tokens are the exception, CPython caches those).
+
+Pacing keeps a schedule rather than sleeping per token: token ``k`` is due at
+``start + k * delay``. The backend emits every token already due in one burst and sleeps
+only when it is ahead of the clock. The event loop cannot sleep for 10 microseconds (its
+timers resolve to about a millisecond), so sleeping per token would make a million
+10-microsecond tokens take twenty minutes instead of ten seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+
+from stress.pipeline.events import Event, StreamEnd, StreamError, StreamStart, TokenRun
+
+# Consecutive tokens start at different offsets of the pattern, so they differ in content.
+_CYCLE = 64
+_FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
+
+
+def _pattern(size: int) -> str:
+    repeats = (size + _CYCLE) // len(_FILLER) + 1
+    return (_FILLER * repeats)[: size + _CYCLE]
+
+
+def token_text(index: int, size: int) -> str:
+    """The text of token ``index`` (what :class:`TokenTexts` makes, one at a time)."""
+    offset = index % _CYCLE
+    return _pattern(size)[offset : offset + size]
+
+
+class TokenTexts:
+    """Makes runs of token texts with the slicing done in C (``map`` over slice objects)."""
+
+    def __init__(self, size: int, max_run: int) -> None:
+        if size < 1:
+            raise ValueError(f"message_size must be at least 1 character, got {size}")
+        self._cut = _pattern(size).__getitem__
+        cuts = [slice(offset, offset + size) for offset in range(_CYCLE)]
+        self._cuts = cuts * (max_run // _CYCLE + 2)
+        self.max_run = max_run
+
+    def make(self, start: int, count: int) -> list[str]:
+        """Texts of tokens ``start .. start + count - 1`` (``count <= max_run``)."""
+        offset = start % _CYCLE
+        return list(map(self._cut, self._cuts[offset : offset + count]))
+
+
+class Backend:
+    """One conversation's stream: start, ``messages`` tokens, end (or an error at ``fail_at``)."""
+
+    def __init__(self, conversation: int, *, messages: int, message_size: int,
+                 token_delay_us: float = 0.0, max_run: int = 100,
+                 fail_at: int | None = None) -> None:
+        self.conversation = conversation
+        self.messages = messages
+        self.delay_s = token_delay_us / 1e6
+        self.max_run = max(1, max_run)
+        self.fail_at = fail_at
+        self._texts = TokenTexts(message_size, self.max_run)
+
+    async def stream(self) -> AsyncGenerator[Event, None]:
+        """Yield the stream's events; token runs are at most ``max_run`` long."""
+        conversation = self.conversation
+        failing = self.fail_at is not None and self.fail_at < self.messages
+        stop = min(self.fail_at, self.messages) if self.fail_at is not None else self.messages
+        delay = self.delay_s
+        make = self._texts.make
+        yield StreamStart(conversation)
+        sent = 0
+        start = time.perf_counter()
+        while sent < stop:
+            if delay > 0:
+                elapsed = time.perf_counter() - start
+                due = min(int(elapsed / delay) + 1, stop)  # token k is due at k * delay
+                if due <= sent:
+                    await asyncio.sleep(max(0.0, sent * delay - elapsed))
+                    continue
+                count = min(due - sent, self.max_run)
+            else:
+                count = min(stop - sent, self.max_run)
+            yield TokenRun(conversation, make(sent, count))
+            sent += count
+        if failing:
+            yield StreamError(conversation, f"injected backend failure after {sent} tokens")
+        else:
+            yield StreamEnd(conversation)
