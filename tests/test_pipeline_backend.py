@@ -76,7 +76,7 @@ def test_pacing_keeps_a_schedule_not_a_sleep_per_token() -> None:
     elapsed = time.perf_counter() - started
     assert len(tokens_of(events)) == 2000
     assert elapsed >= 1999 * 50e-6
-    assert elapsed < 0.6
+    assert elapsed < 1.0
 
 
 def test_paced_runs_follow_the_clock() -> None:

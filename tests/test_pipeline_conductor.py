@@ -250,7 +250,7 @@ def test_rapid_pacing_holds_the_schedule_end_to_end() -> None:
     elapsed = timed(lambda: reference().run(params, stats, asyncio.Event()))
     assert stats.tokens_received == 20_000
     assert elapsed >= 19_999 * 10e-6
-    assert elapsed < 0.8
+    assert elapsed < 2.0
 
 
 def test_backpressure_is_lossless_and_paced_by_the_consumer() -> None:
@@ -262,4 +262,4 @@ def test_backpressure_is_lossless_and_paced_by_the_consumer() -> None:
     assert target.channel is not None
     assert target.channel.statistics().producer_waits > 0
     assert elapsed >= 0.2 - 0.01
-    assert elapsed < 0.8
+    assert elapsed < 1.0  # a timer per message would take 2 s or more

@@ -77,7 +77,7 @@ def test_consumer_drains_the_channel_until_closed() -> None:
 
 def test_consumer_pacing_is_per_message_on_a_schedule() -> None:
     """1,000 tokens at 200 us each: 0.2 s of render time, whatever the batch sizes,
-    and not the ~1 s that a timer per message would take."""
+    and not the 1 s or more that a timer per message would take."""
 
     async def scenario() -> float:
         channel = Channel(100)
@@ -101,4 +101,4 @@ def test_consumer_pacing_is_per_message_on_a_schedule() -> None:
 
     elapsed = asyncio.run(scenario())
     assert elapsed >= 0.2 - 0.01  # the first batch starts the clock as it arrives
-    assert elapsed < 0.6
+    assert elapsed < 0.9

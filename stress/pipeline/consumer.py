@@ -49,7 +49,7 @@ class Consumer:
         transcript = self.transcript
         tokens = 0
         for event in events:
-            if type(event) is TokenRun:
+            if isinstance(event, TokenRun):
                 texts = event.texts
                 transcript.write(event.conversation, "".join(texts), len(texts))
                 tokens += len(texts)
