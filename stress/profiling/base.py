@@ -1,0 +1,95 @@
+"""What every profiler shares: the outcome type, the protocol the runner drives, staged stops."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileOutcome:
+    """What one profiled run left behind, for the runner to attach to the scenario's Result."""
+
+    kind: str  # "memory" | "cpu"
+    artifacts: dict[str, str]  # role -> file name relative to the results folder
+    notes: tuple[str, ...] = ()  # one line each, e.g. why a profiler could not attach
+    leaked_mb: float | None = None  # memory: bytes still allocated at exit, in MB
+    leak_report: str | None = None  # memory: plain text for the scenario log and failures
+
+
+class Profiler(Protocol):
+    """One profiled child run: ``wrap`` before spawn, ``attach`` after, ``finish`` after exit."""
+
+    kind: str
+
+    def wrap(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]: ...
+    def attach(self, pid: int) -> None: ...
+    def finish(self, *, timed_out: bool) -> ProfileOutcome: ...
+
+
+def stop_in_stages(proc: subprocess.Popen[bytes], *, exit_wait_s: float,
+                   interrupt_wait_s: float, terminate_wait_s: float = 3.0) -> None:
+    """Wait for a recorder to end by itself, then SIGINT, SIGTERM, SIGKILL, each with a timeout.
+
+    Recorders write their output on SIGINT, so that stage gets the longest wait; the later
+    stages only make sure no recorder outlives the run.
+    """
+    stages: list[tuple[signal.Signals | None, float]] = [
+        (None, exit_wait_s),
+        (signal.SIGINT, interrupt_wait_s),
+        (signal.SIGTERM, terminate_wait_s),
+        (signal.SIGKILL, 5.0),
+    ]
+    for sig, wait_s in stages:
+        if proc.poll() is not None:
+            return
+        if sig is not None:
+            try:
+                proc.send_signal(sig)
+            except ProcessLookupError:
+                return
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        return
+
+
+_LIB_PREFIX = re.compile(r"^.*?/lib/python\d+\.\d+t?/(?:site-packages/|dist-packages/)?")
+
+
+@functools.lru_cache(maxsize=4096)
+def short_path(path: str) -> str:
+    """A source path as its import name reads ("asyncio/events.py", "stress/child.py").
+
+    Absolute paths make stacks unreadable and differ between machines. The file's package
+    folders (those with an ``__init__.py``) are kept and everything above them dropped;
+    for a file that is not on this machine, any ``lib/pythonX.Y/`` (and its site-packages)
+    prefix is dropped instead.
+    """
+    if not os.path.isabs(path):
+        return path  # "<frozen runpy>", "<string>", already relative
+    file = Path(path)
+    if not file.is_file():
+        return _LIB_PREFIX.sub("", path)
+    root = file.parent
+    while (root / "__init__.py").is_file() and root.parent != root:
+        root = root.parent
+    return file.relative_to(root).as_posix()
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    """The first meaningful line of a tool's error output, for a one-line note."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("py-spy>"):
+            return line[:limit]
+    return "(no output)"
