@@ -229,7 +229,8 @@ def run_in_container(options: ContainerOptions, run_args: list[str]) -> int:
           f" (results: {plan.results_dir})", flush=True)
     start = time.monotonic()
     code = container.run_in_container(client, config)
-    print(f"--- container exited {code} after {time.monotonic() - start:.1f}s", flush=True)
+    print(f"--- container exited {code} after {time.monotonic() - start:.1f}s; "
+          f"results on the host in {plan.results_dir}", flush=True)
     return code
 
 
