@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +22,7 @@ from stress.profiling import (
     make_profiler,
     parse_profile_kinds,
 )
-from stress.profiling.base import short_path, stop_in_stages
+from stress.profiling.base import finish_safely, short_path, stop_in_stages
 from stress.profiling.cpu_profiler import PySpyProfiler
 from stress.profiling.flamegraph_svg import render_flamegraph_svg
 from stress.profiling.memray_profiler import MemrayProfiler
@@ -238,3 +242,60 @@ def test_staged_stop_lets_a_recorder_finish_on_sigint() -> None:
     stop_in_stages(writes_on_int, exit_wait_s=0.1, interrupt_wait_s=10)
     assert writes_on_int.returncode == 7
     writes_on_int.stdout.close()
+
+
+def test_an_unreadable_capture_is_a_note(tmp_path: Path) -> None:
+    profiler = MemrayProfiler(out_dir=tmp_path, scenario="s")
+    profiler.wrap([sys.executable, "-m", "stress.child", "spec.json"], {})
+    (tmp_path / "s-memray.bin").write_bytes(b"not a memray capture" * 100)
+    outcome = profiler.finish(timed_out=True)
+    assert outcome.artifacts == {"memray_capture": "s-memray.bin"}
+    assert outcome.leaked_mb is None
+    (note,) = outcome.notes
+    assert note.startswith("memray's capture s-memray.bin could not be read (")
+
+
+def test_a_profiler_bug_while_finishing_is_a_note(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> ProfileOutcome:
+        raise OSError("disk full")
+
+    outcome = finish_safely("cpu", "py-spy", ["earlier note"], broken)
+    assert outcome == ProfileOutcome(kind="cpu", artifacts={}, notes=(
+        "earlier note", "py-spy could not finish its profile: OSError: disk full"))
+    assert "py-spy could not finish its profile" in caplog.text
+
+
+@pytest.mark.browser
+def test_clicking_a_frame_zooms_into_it(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    counts: dict[tuple[str, ...], float] = {
+        ("main (app.py:1)", "produce (app.py:5)", "encode (app.py:7)"): 1.0,
+        ("main (app.py:1)", "consume (app.py:9)"): 9.0,
+    }
+    svg = render_flamegraph_svg(counts, title="zoom", subtitle="test")
+    probe = """<script>
+      const frames = [...document.querySelectorAll('g.f')];
+      const named = (n) => frames.find(g => g.querySelector('title').textContent.startsWith(n));
+      const width = (n) => Math.round(+named(n).querySelector('rect').getAttribute('width'));
+      named('produce').dispatchEvent(new MouseEvent('click', {bubbles: true}));
+      const zoomed = [width('produce'), width('encode'), width('main'),
+                      named('consume').style.display];
+      named('all').dispatchEvent(new MouseEvent('click', {bubbles: true}));
+      document.body.dataset.result = JSON.stringify(
+        [...zoomed, width('produce'), named('consume').style.display]);
+    </script>"""
+    page = tmp_path / "zoom.html"
+    page.write_text(f"<html><body>{svg}{probe}</body></html>", encoding="utf-8")
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    match = re.search(r'data-result="([^"]*)"', done.stdout)
+    assert match is not None, done.stderr[-2000:]
+    result = json.loads(html.unescape(match.group(1)))
+    # Zoomed into produce: it and its callee fill the width, its caller spans it, the
+    # sibling is hidden. Clicking the root restores the 10% width.
+    assert result == [1180, 1180, 1180, "none", 118, ""]

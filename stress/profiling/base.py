@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger("stress.profiling")
 
 MIB = 1024 * 1024
 
@@ -33,6 +37,20 @@ class Profiler(Protocol):
     def wrap(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]: ...
     def attach(self, pid: int) -> None: ...
     def finish(self, *, timed_out: bool) -> ProfileOutcome: ...
+
+
+def finish_safely(kind: str, tool: str, notes: list[str],
+                  finish: Callable[[], ProfileOutcome]) -> ProfileOutcome:
+    """Run a profiler's finish step; any error becomes a note, as the runner's contract says.
+
+    A profiler that cannot write its artifacts must not turn a measured scenario into a crash.
+    """
+    try:
+        return finish()
+    except Exception as exc:
+        log.exception("%s could not finish its profile", tool)
+        return ProfileOutcome(kind=kind, artifacts={}, notes=(
+            *notes, f"{tool} could not finish its profile: {type(exc).__name__}: {exc}"))
 
 
 def stop_in_stages(proc: subprocess.Popen[bytes], *, exit_wait_s: float,

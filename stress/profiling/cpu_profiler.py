@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from stress.profiling.base import ProfileOutcome, first_line, stop_in_stages
+from stress.profiling.base import ProfileOutcome, finish_safely, first_line, stop_in_stages
 from stress.profiling.flamegraph_svg import render_flamegraph_svg
 from stress.profiling.stacks import SampledStacks, from_speedscope, write_speedscope
 
@@ -106,7 +106,7 @@ class PySpyProfiler:
 
     def finish(self, *, timed_out: bool) -> ProfileOutcome:
         try:
-            return self._finish()
+            return finish_safely(self.kind, "py-spy", self._notes, self._finish)
         finally:
             if self._work is not None:
                 shutil.rmtree(self._work, ignore_errors=True)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stress.profiling.base import ProfileOutcome, first_line
+from stress.profiling.base import ProfileOutcome, finish_safely, first_line
 from stress.profiling.memray_report import (
     leak_report_text,
     stats_json,
@@ -64,6 +64,10 @@ class MemrayProfiler:
         return  # memray runs inside the child
 
     def finish(self, *, timed_out: bool) -> ProfileOutcome:
+        return finish_safely(self.kind, "memray", self._notes,
+                             lambda: self._finish(timed_out=timed_out))
+
+    def _finish(self, *, timed_out: bool) -> ProfileOutcome:
         capture = self.path("memray_capture")
         if not capture.exists() or capture.stat().st_size == 0:
             how = "it was killed" if timed_out else "it crashed or was killed"

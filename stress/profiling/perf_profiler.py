@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from stress.profiling.base import ProfileOutcome, first_line
+from stress.profiling.base import ProfileOutcome, finish_safely, first_line
 from stress.profiling.cpu_profiler import write_cpu_artifacts
 from stress.profiling.stacks import Frame, SampledStacks
 
@@ -200,7 +200,7 @@ class PerfProfiler:
         if self._work is None:
             return ProfileOutcome(kind=self.kind, artifacts={}, notes=tuple(self._notes))
         try:
-            return self._finish()
+            return finish_safely(self.kind, "perf", self._notes, self._finish)
         finally:
             shutil.rmtree(self._work, ignore_errors=True)
 
