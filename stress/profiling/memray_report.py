@@ -93,16 +93,17 @@ def _is_import(stack: tuple[StackFrame, ...]) -> bool:
     return any(file.startswith(_IMPORT_FILES) for _fn, file, _line in stack)
 
 
-def _group(records: Iterable[Any]) -> tuple[Group, Group]:
-    """(run-time allocations, import-time allocations) from memray AllocationRecords."""
+def _stack(record: Any) -> tuple[StackFrame, ...]:
+    return tuple((str(fn), str(file), int(line)) for fn, file, line in record.stack_trace())
+
+
+def _group(records: Iterable[tuple[tuple[StackFrame, ...], Any]]) -> Group:
+    """Totals and sites of (stack, memray AllocationRecord) pairs."""
     import memray
 
-    buckets: dict[bool, tuple[dict[StackFrame, Site], dict[str, int]]] = {
-        False: ({}, {}), True: ({}, {})}
-    for record in records:
-        stack: tuple[StackFrame, ...] = tuple(
-            (str(fn), str(file), int(line)) for fn, file, line in record.stack_trace())
-        sites, allocators = buckets[_is_import(stack)]
+    sites: dict[StackFrame, Site] = {}
+    allocators: dict[str, int] = {}
+    for stack, record in records:
         key = stack[0] if stack else ("(no Python frame)", "", 0)
         site = sites.get(key)
         if site is None:
@@ -112,14 +113,9 @@ def _group(records: Iterable[Any]) -> tuple[Group, Group]:
         site.stacks[stack] = site.stacks.get(stack, 0) + record.size
         allocator = memray.AllocatorType(record.allocator).name
         allocators[allocator] = allocators.get(allocator, 0) + record.n_allocations
-    groups = []
-    for is_import in (False, True):
-        sites, allocators = buckets[is_import]
-        ordered = sorted(sites.values(), key=lambda s: s.size, reverse=True)
-        groups.append(Group(size=sum(s.size for s in ordered),
-                            count=sum(s.count for s in ordered), sites=ordered,
-                            allocators=dict(sorted(allocators.items()))))
-    return groups[0], groups[1]
+    ordered = sorted(sites.values(), key=lambda s: s.size, reverse=True)
+    return Group(size=sum(s.size for s in ordered), count=sum(s.count for s in ordered),
+                 sites=ordered, allocators=dict(sorted(allocators.items())))
 
 
 def summarize_capture(path: Path) -> CaptureSummary:
@@ -128,15 +124,12 @@ def summarize_capture(path: Path) -> CaptureSummary:
 
     reader = memray.FileReader(str(path), report_progress=False)
     try:
-        leaked, at_import = _group(reader.get_leaked_allocation_records(merge_threads=True))
-        peak_run, peak_import = _group(
-            reader.get_high_watermark_allocation_records(merge_threads=True))
-        peak = Group(size=peak_run.size + peak_import.size,
-                     count=peak_run.count + peak_import.count,
-                     sites=sorted(peak_run.sites + peak_import.sites, key=lambda s: s.size,
-                                  reverse=True),
-                     allocators={k: peak_run.allocators.get(k, 0) + peak_import.allocators.get(k, 0)
-                                 for k in sorted({*peak_run.allocators, *peak_import.allocators})})
+        leaked_records = [(_stack(r), r) for r in
+                          reader.get_leaked_allocation_records(merge_threads=True)]
+        leaked = _group(item for item in leaked_records if not _is_import(item[0]))
+        at_import = _group(item for item in leaked_records if _is_import(item[0]))
+        peak = _group((_stack(r), r) for r in
+                      reader.get_high_watermark_allocation_records(merge_threads=True))
         snapshots = list(reader.get_memory_snapshots())
         meta = reader.metadata
     finally:
