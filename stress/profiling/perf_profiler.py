@@ -14,7 +14,6 @@ one note says why and what to do.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -150,10 +149,9 @@ class PerfProfiler:
         with tempfile.TemporaryDirectory(prefix="stress-perf-probe-") as probe:
             try:
                 done = subprocess.run(
-                    [self.perf, "record", "-q", "-N", *options,
-                     "-o", str(Path(probe) / "probe.data"), "--", "true"],
-                    capture_output=True, text=True, timeout=60, check=False,
-                    env={**os.environ, "PERF_BUILDID_DIR": str(Path(probe) / "buildid")})
+                    [self.perf, "--buildid-dir", str(Path(probe) / "buildid"), "record", "-q",
+                     "-N", *options, "-o", str(Path(probe) / "probe.data"), "--", "true"],
+                    capture_output=True, text=True, timeout=60, check=False)
             except (OSError, subprocess.SubprocessError) as exc:
                 return (f"--cpu-profiler perf: perf could not be run ({exc}); "
                         "use --cpu-profiler py-spy")
@@ -186,10 +184,8 @@ class PerfProfiler:
             return argv, env
         self._jit = info.version >= (3, 13)
         self._work = Path(tempfile.mkdtemp(prefix=f"stress-perf-{self.scenario}-"))
-        env = {**env, **self._perf_env()}
-        env["PYTHON_PERF_JIT_SUPPORT" if self._jit else "PYTHONPERFSUPPORT"] = "1"
-        assert self.perf is not None
-        wrapped = [self.perf, "record", "-q", "-N", *self._record_options(info),
+        env = {**env, "PYTHON_PERF_JIT_SUPPORT" if self._jit else "PYTHONPERFSUPPORT": "1"}
+        wrapped = [*self._perf_command(), "record", "-q", "-N", *self._record_options(info),
                    "-o", str(self._data), "--", *argv]
         return wrapped, env
 
@@ -204,18 +200,18 @@ class PerfProfiler:
         finally:
             shutil.rmtree(self._work, ignore_errors=True)
 
-    def _perf_env(self) -> dict[str, str]:
-        # perf caches every binary it sees under ~/.debug; keep that cache in the work folder,
-        # which finish() removes, so profiling runs leave nothing behind.
+    def _perf_command(self) -> list[str]:
+        # perf caches every binary it sees (and perf inject every jitted function) under
+        # ~/.debug; keep that cache in the work folder, which finish() removes.
+        assert self.perf is not None
         assert self._work is not None
-        return {"PERF_BUILDID_DIR": str(self._work / "buildid")}
+        return [self.perf, "--buildid-dir", str(self._work / "buildid")]
 
     def _run_tool(self, args: list[str],
                   stdout: IO[str] | None = None) -> subprocess.CompletedProcess[str]:
-        assert self.perf is not None
-        return subprocess.run([self.perf, *args], stdout=stdout or subprocess.PIPE,
+        return subprocess.run([*self._perf_command(), *args], stdout=stdout or subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=TOOL_TIMEOUT_S,
-                              check=False, env={**os.environ, **self._perf_env()})
+                              check=False)
 
     def _finish(self) -> ProfileOutcome:
         if not self._data.exists() or self._data.stat().st_size == 0:
