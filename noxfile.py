@@ -41,7 +41,7 @@ def stress(session: nox.Session) -> None:
 @nox.session(tags=["check"])
 def tests(session: nox.Session) -> None:
     """Run the test suite (`-- ARGS` go to pytest, e.g. `-- -m 'not docker'`)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,uvloop]")  # uvloop: the loop option is tested too
     session.run("pytest", *session.posargs)
 
 
