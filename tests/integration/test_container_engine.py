@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from stress import container
@@ -59,13 +60,31 @@ def base_image(client: Any) -> str:
 
 @pytest.fixture(scope="module")
 def image(client: Any, base_image: str) -> Iterator[str]:
-    """The kit's image, built as `nox -s image` builds it."""
+    """The kit's image, built as `nox -s image` builds it; removed after, with its layers."""
+    before = {found.id for found in client.images.list(all=True)}
     done = subprocess.run(
         [sys.executable, str(SESSION), "image", "--base", base_image, "--image", TEST_IMAGE],
         cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     yield TEST_IMAGE
     client.images.remove(TEST_IMAGE, force=True)
+    remove_new_images(client, before)
+
+
+def remove_new_images(client: Any, before: set[str]) -> None:
+    """Remove the layers this build added (the build stage's too), leaves first."""
+    left = {found.id for found in client.images.list(all=True)} - before
+    while left:
+        removed = set()
+        for image_id in left:
+            try:
+                client.images.remove(image_id)
+            except docker.errors.APIError:
+                continue  # a parent of another new layer, or shared: try again after its child
+            removed.add(image_id)
+        if not removed:
+            break
+        left = {found.id for found in client.images.list(all=True)} - before
 
 
 def gone(client: Any, name: str) -> bool:
