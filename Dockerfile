@@ -29,15 +29,6 @@ RUN /opt/venv/bin/python -m pip install --no-cache-dir --no-index --no-deps \
     && /opt/venv/bin/python -m pip uninstall --yes --quiet pip
 
 FROM ${BASE_IMAGE} AS runtime
-ARG VCS_REF=unknown
-ARG SOURCE_URL=""
-ARG VERSION=0.1.0
-LABEL org.opencontainers.image.title="asyncio-stress-kit" \
-      org.opencontainers.image.description="Stress-test and profile asyncio streaming systems (memray, py-spy)" \
-      org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="${SOURCE_URL}"
 # The driver runs the container as the host user so results come out owned by them; this user
 # is for plain `docker run` without --user.
 RUN useradd --uid 10001 --user-group --create-home --home-dir /home/stress \
@@ -48,6 +39,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     STRESS_IN_CONTAINER=1
+# Late, so a new revision relabels the image without rebuilding the layers above.
+ARG VCS_REF=unknown
+ARG SOURCE_URL=""
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="asyncio-stress-kit" \
+      org.opencontainers.image.description="Stress-test and profile asyncio streaming systems (memray, py-spy)" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="${SOURCE_URL}"
 WORKDIR /results
 USER 10001:10001
 ENTRYPOINT ["python", "-m", "stress"]
