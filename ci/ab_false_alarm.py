@@ -1,0 +1,270 @@
+"""How often the ab gate cries wolf, and the smallest slowdown it catches, on this machine.
+
+    python ci/ab_false_alarm.py [--self-runs 10] [--slow-runs 3] [--factors 1.35,1.5,1.75]
+                                [--rounds 5] [--seconds 1.0] [--max-drop 20]
+
+A temporary git repository holds a streaming target (producers -> bounded asyncio queue ->
+consumer doing a fixed amount of work per token), committed once as it is and once per slowdown
+factor with that much more work per token. The gate (`python -m stress ab`, this checkout's
+kit) then compares the first commit with itself --self-runs times on the built-in `short` and
+`concurrent` scenarios, and with each slowed commit --slow-runs times on `short`. Scenarios are
+scaled so each run takes about --seconds. Prints figures; the exit code is 0 unless a gate run
+could not produce a verdict. About 15 minutes with the defaults on a 2-core machine.
+
+A 20% drop (head/base 0.80) is what 1.25x the work per token gives, so x1.25 is flagged about
+half the time by design; the figures answer how far beyond it detection becomes certain, and
+how rarely identical code is flagged. The resampled table adds x1.25 and other round counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = "bench_target:pipeline"
+SELF_SCENARIOS = ("short", "concurrent")
+SLOW_SCENARIO = "short"
+SHORT_MESSAGES = 1_000_000  # the built-in `short` scenario; `concurrent` sends as many tokens
+
+TARGET_SOURCE = '''"""A token streamer for the gate's benchmark: WORK * SLOWDOWN steps a token."""
+
+import asyncio
+
+WORK = 200  # per-token work of the consumer (rendering, say)
+SLOWDOWN = {slowdown!r}
+
+
+class Pipeline:
+    async def run(self, params, stats, quit):
+        queue = asyncio.Queue(maxsize=params.channel_buffer)
+        work = round(WORK * SLOWDOWN)
+
+        async def produce(conversation):
+            for i in range(params.messages):
+                await queue.put(f"{{conversation}}:{{i}}".ljust(params.message_size, "x"))
+                stats.messages_sent += 1
+            await queue.put(None)
+
+        async def consume():
+            ended = 0
+            while ended < params.conversations:
+                token = await queue.get()
+                if token is None:
+                    ended += 1
+                    stats.streams_completed += 1
+                    continue
+                total = 0
+                for i in range(work):
+                    total += i * i
+                stats.tokens_received += 1
+
+        async with asyncio.TaskGroup() as tasks:
+            for conversation in range(params.conversations):
+                tasks.create_task(produce(conversation))
+            tasks.create_task(consume())
+
+
+def pipeline():
+    return Pipeline()
+'''
+
+
+def kit_env(extra_path: Path | None = None) -> dict[str, str]:
+    """This checkout's kit first; no CI variables, so the runs do not write to a job page."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "PYTHONPATH")}
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (extra_path, REPO) if p is not None)
+    return env
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=Benchmark", "-c", "user.email=bench@example.com",
+                    *args], cwd=repo, check=True, capture_output=True)
+
+
+def tag_of(factor: float) -> str:
+    return f"s{factor:.2f}"
+
+
+def make_repo(root: Path, factors: list[float]) -> Path:
+    repo = root / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for factor in [1.0, *factors]:
+        (repo / "bench_target.py").write_text(TARGET_SOURCE.format(slowdown=factor),
+                                              encoding="utf-8")
+        git(repo, "add", "bench_target.py")
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"per-token work x{factor:g}")
+        git(repo, "tag", tag_of(factor))
+    git(repo, "checkout", "-q", tag_of(1.0))
+    return repo
+
+
+def calibrate(repo: Path, root: Path, seconds: float) -> float:
+    """The --scale at which `short` takes about `seconds` with the unslowed target."""
+    out = root / "calibration"
+    probe_scale = 0.02
+    subprocess.run([sys.executable, "-m", "stress", "run", SLOW_SCENARIO, "--scale",
+                    str(probe_scale), "--target", TARGET, "--no-evidence", "--out", str(out)],
+                   cwd=root, env=kit_env(repo), check=True, capture_output=True)
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    throughput = float(document["scenarios"][0]["metrics"]["throughput"])
+    scale = round(seconds * throughput / SHORT_MESSAGES, 4)
+    print(f"calibration: {throughput:,.0f} tokens/s unslowed -> --scale {scale} "
+          f"({scale * SHORT_MESSAGES:,.0f} tokens per run, about {seconds:g}s)")
+    return scale
+
+
+def gate(repo: Path, out: Path, refs: tuple[str, str], scenarios: tuple[str, ...], *,
+         args: argparse.Namespace, scale: float) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "stress", "ab", *refs, *scenarios,
+                    "--target", TARGET, "--scale", str(scale), "--rounds", str(args.rounds),
+                    "--max-drop", str(args.max_drop), "--repo", str(repo), "--out", str(out)],
+                   cwd=out.parent, env=kit_env(), check=False, capture_output=True)
+    elapsed = time.monotonic() - started
+    document: dict[str, Any] = json.loads((out / "ab.json").read_text(encoding="utf-8"))
+    return document, elapsed
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))]
+
+
+def load_text() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def spread_text(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}..{max(ratios):.2f}" if ratios else "-"
+
+
+def self_comparisons(repo: Path, root: Path, args: argparse.Namespace, scale: float
+                     ) -> tuple[int, int, list[float], list[float], int]:
+    """Gate runs of the unslowed commit against itself: (gate runs with an alarm, scenario
+    alarms, median ratios, single-round ratios, comparisons without figures)."""
+    gate_alarms = scenario_alarms = problems = 0
+    medians: list[float] = []
+    ratios: list[float] = []
+    for i in range(1, args.self_runs + 1):
+        document, elapsed = gate(repo, root / f"self-{i}", (tag_of(1.0), tag_of(1.0)),
+                                 SELF_SCENARIOS, args=args, scale=scale)
+        verdicts = [s["verdict"] for s in document["scenarios"]]
+        problems += verdicts.count("failed")
+        scenario_alarms += verdicts.count("regression")
+        gate_alarms += "regression" in verdicts
+        for s in document["scenarios"]:
+            if s["median_ratio"] is not None:
+                medians.append(s["median_ratio"])
+                ratios.extend(s["ratios"])
+        figures = ", ".join(f"{s['name']} {s['median_ratio'] or 0:.3f} "
+                            f"({spread_text(s['ratios'])}) {s['verdict']}"
+                            for s in document["scenarios"])
+        print(f"self {i}/{args.self_runs}: {figures}  [{elapsed:.0f}s]", flush=True)
+    return gate_alarms, scenario_alarms, medians, ratios, problems
+
+
+def detections(repo: Path, root: Path, args: argparse.Namespace, scale: float,
+               factors: list[float]) -> tuple[dict[float, tuple[int, list[float]]], int]:
+    """Gate runs of the unslowed commit against each slowed one: factor -> (flagged runs,
+    median ratios), and the comparisons without figures."""
+    found: dict[float, tuple[int, list[float]]] = {}
+    problems = 0
+    for factor in factors:
+        flagged, medians = 0, []
+        for i in range(1, args.slow_runs + 1):
+            document, elapsed = gate(repo, root / f"slow-{factor:g}-{i}",
+                                     (tag_of(1.0), tag_of(factor)), (SLOW_SCENARIO,),
+                                     args=args, scale=scale)
+            (s,) = document["scenarios"]
+            problems += s["verdict"] == "failed"
+            flagged += s["verdict"] == "regression"
+            if s["median_ratio"] is not None:
+                medians.append(s["median_ratio"])
+            print(f"x{factor:g} {i}/{args.slow_runs}: median {s['median_ratio'] or 0:.3f} "
+                  f"({spread_text(s['ratios'])}) {s['verdict']}  [{elapsed:.0f}s]", flush=True)
+        found[factor] = (flagged, medians)
+    return found, problems
+
+
+def resampled(ratios: list[float], factors: list[float], limit: float) -> None:
+    """Flag rates for other round counts, drawn from the identical-code rounds: a slowdown by
+    f scales each round's ratio by 1/f. Rounds are treated as independent, which they are
+    only roughly (a busy minute touches several), so these are estimates beside the counts."""
+    rng = random.Random(2024)
+    draws = 20_000
+    factors = sorted({1.25, *factors})
+    print(f"Resampled from the {len(ratios)} identical-code rounds ({draws:,} draws each):")
+    print("  rounds  " + "  ".join(f"{'x' + format(f, 'g'):>6}" for f in [1.0, *factors]))
+    for rounds in (3, 5, 7, 9):
+        rates = [sum(statistics.median(rng.choices(ratios, k=rounds)) / f < limit
+                     for _ in range(draws)) / draws for f in [1.0, *factors]]
+        print(f"  {rounds:<6}  " + "  ".join(f"{rate:>6.1%}" for rate in rates))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--self-runs", type=int, default=10)
+    parser.add_argument("--slow-runs", type=int, default=3)
+    parser.add_argument("--factors", default="1.35,1.5,1.75",
+                        help="per-token work of head relative to base, comma-separated")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-drop", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one run")
+    args = parser.parse_args()
+    factors = sorted(float(f) for f in args.factors.split(","))
+    print(f"{os.cpu_count()} CPUs; gate: --rounds {args.rounds}, regression when median "
+          f"head/base < {1 - args.max_drop / 100:.2f} (a drop of more than {args.max_drop:g}%); "
+          f"load average {load_text()}")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ab-false-alarm-") as temp:
+        root = Path(temp)
+        repo = make_repo(root, factors)
+        scale = calibrate(repo, root, args.seconds)
+        gate_alarms, scenario_alarms, medians, ratios, self_problems = \
+            self_comparisons(repo, root, args, scale)
+        detection, slow_problems = detections(repo, root, args, scale, factors)
+
+    print(f"\nFalse alarms, same commit both sides: {gate_alarms} of {args.self_runs} gate runs "
+          f"({100 * gate_alarms / args.self_runs:.0f}%), {scenario_alarms} of "
+          f"{args.self_runs * len(SELF_SCENARIOS)} scenario verdicts "
+          f"({', '.join(SELF_SCENARIOS)})")
+    if medians:
+        print(f"  their median head/base: {spread_text(medians)} "
+              f"(sd {statistics.pstdev(medians):.3f}); single rounds: {spread_text(ratios)}, "
+              f"5th..95th percentile {percentile(ratios, 5):.2f}..{percentile(ratios, 95):.2f}")
+    print(f"Detection on `{SLOW_SCENARIO}`, {args.slow_runs} gate runs per factor:")
+    print("  work/token  expected head/base  measured medians  flagged")
+    for factor, (flagged, found) in detection.items():
+        print(f"  x{factor:<10g} {1 / factor:<19.3f} {spread_text(found):<17} "
+              f"{flagged}/{args.slow_runs}")
+    if ratios:
+        resampled(ratios, factors, 1 - args.max_drop / 100)
+    caught = [f for f in factors if all(detection[g][0] == args.slow_runs
+                                        for g in factors if g >= f)]
+    if caught:
+        print(f"Smallest slowdown flagged in every run (and every larger one): x{caught[0]:g} "
+              f"work per token (expected head/base {1 / caught[0]:.3f})")
+    else:
+        print("No slowdown factor was flagged in every run")
+    print(f"Took {time.monotonic() - started:.0f}s; load average {load_text()} at the end "
+          "(other work on the machine widens the spread)")
+    problems = self_problems + slow_problems
+    if problems:
+        print(f"{problems} scenario comparison(s) produced no figures; see the gate's output")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
