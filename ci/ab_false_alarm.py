@@ -1,19 +1,22 @@
 """How often the ab gate cries wolf, and the smallest slowdown it catches, on this machine.
 
-    python ci/ab_false_alarm.py [--self-runs 10] [--slow-runs 3] [--factors 1.35,1.5,1.75]
-                                [--rounds 5] [--seconds 1.0] [--max-drop 20]
+    python ci/ab_false_alarm.py [--self-runs 10] [--slow-runs 3] [--factors 1.35,1.5]
+                                [--rounds 5] [--confirm 5] [--seconds 1.0] [--max-drop 20]
 
 A temporary git repository holds a streaming target (producers -> bounded asyncio queue ->
 consumer doing a fixed amount of work per token), committed once as it is and once per slowdown
 factor with that much more work per token. The gate (`python -m stress ab`, this checkout's
 kit) then compares the first commit with itself --self-runs times on the built-in `short` and
 `concurrent` scenarios, and with each slowed commit --slow-runs times on `short`. Scenarios are
-scaled so each run takes about --seconds. Prints figures; the exit code is 0 unless a gate run
-could not produce a verdict. About 15 minutes with the defaults on a 2-core machine.
+scaled so each run takes about --seconds. Each figure is given before and after the gate's
+confirmation rounds (a scenario below the limit is measured again, later). Prints figures; the
+exit code is 0 unless a gate run could not produce a verdict. About 15 minutes with the
+defaults on a 2-core machine.
 
 A 20% drop (head/base 0.80) is what 1.25x the work per token gives, so x1.25 is flagged about
 half the time by design; the figures answer how far beyond it detection becomes certain, and
-how rarely identical code is flagged. The resampled table adds x1.25 and other round counts.
+how rarely identical code is flagged. The resampled table adds x1.25, x1.75 and other round
+counts.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +134,7 @@ def gate(repo: Path, out: Path, refs: tuple[str, str], scenarios: tuple[str, ...
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "stress", "ab", *refs, *scenarios,
                     "--target", TARGET, "--scale", str(scale), "--rounds", str(args.rounds),
+                    "--confirm", str(args.confirm),
                     "--max-drop", str(args.max_drop), "--repo", str(repo), "--out", str(out)],
                    cwd=out.parent, env=kit_env(), check=False, capture_output=True)
     elapsed = time.monotonic() - started
@@ -150,39 +155,57 @@ def spread_text(ratios: list[float]) -> str:
     return f"{min(ratios):.2f}..{max(ratios):.2f}" if ratios else "-"
 
 
+@dataclass
+class SelfFigures:
+    """What the gate said about identical code, over all self-comparison runs."""
+
+    gate_alarms: int = 0  # gate runs that failed on a regression
+    scenario_alarms: int = 0  # scenario verdicts of regression
+    suspects: int = 0  # scenario verdicts below the limit before confirmation rounds
+    gate_suspects: int = 0
+    problems: int = 0
+
+
 def self_comparisons(repo: Path, root: Path, args: argparse.Namespace, scale: float
-                     ) -> tuple[int, int, list[float], list[float], int]:
-    """Gate runs of the unslowed commit against itself: (gate runs with an alarm, scenario
-    alarms, median ratios, single-round ratios, comparisons without figures)."""
-    gate_alarms = scenario_alarms = problems = 0
+                     ) -> tuple[SelfFigures, list[float], list[float]]:
+    """Gate runs of the unslowed commit against itself: the alarms, the median ratios (of
+    the first --rounds) and the single-round ratios of those first rounds."""
+    figures = SelfFigures()
     medians: list[float] = []
     ratios: list[float] = []
     for i in range(1, args.self_runs + 1):
         document, elapsed = gate(repo, root / f"self-{i}", (tag_of(1.0), tag_of(1.0)),
                                  SELF_SCENARIOS, args=args, scale=scale)
         verdicts = [s["verdict"] for s in document["scenarios"]]
-        problems += verdicts.count("failed")
-        scenario_alarms += verdicts.count("regression")
-        gate_alarms += "regression" in verdicts
+        suspected = [s for s in document["scenarios"] if s["confirmation"] is not None]
+        figures.problems += verdicts.count("failed")
+        figures.scenario_alarms += verdicts.count("regression")
+        figures.gate_alarms += "regression" in verdicts
+        figures.suspects += len(suspected)
+        figures.gate_suspects += bool(suspected)
         for s in document["scenarios"]:
-            if s["median_ratio"] is not None:
-                medians.append(s["median_ratio"])
-                ratios.extend(s["ratios"])
-        figures = ", ".join(f"{s['name']} {s['median_ratio'] or 0:.3f} "
-                            f"({spread_text(s['ratios'])}) {s['verdict']}"
-                            for s in document["scenarios"])
-        print(f"self {i}/{args.self_runs}: {figures}  [{elapsed:.0f}s]", flush=True)
-    return gate_alarms, scenario_alarms, medians, ratios, problems
+            first = s["ratios"][:args.rounds]
+            if first:
+                medians.append(statistics.median(first))
+                ratios.extend(first)
+        line = ", ".join(f"{s['name']} {s['median_ratio'] or 0:.3f} "
+                         f"({spread_text(s['ratios'])}) {s['verdict']}"
+                         + (f" after confirming {s['confirmation']['median_before']:.3f}"
+                            if s["confirmation"] else "")
+                         for s in document["scenarios"])
+        print(f"self {i}/{args.self_runs}: {line}  [{elapsed:.0f}s]", flush=True)
+    return figures, medians, ratios
 
 
 def detections(repo: Path, root: Path, args: argparse.Namespace, scale: float,
-               factors: list[float]) -> tuple[dict[float, tuple[int, list[float]]], int]:
-    """Gate runs of the unslowed commit against each slowed one: factor -> (flagged runs,
-    median ratios), and the comparisons without figures."""
-    found: dict[float, tuple[int, list[float]]] = {}
+               factors: list[float]) -> tuple[dict[float, tuple[int, int, list[float]]], int]:
+    """Gate runs of the unslowed commit against each slowed one: factor -> (runs below the
+    limit after the first rounds, runs flagged in the end, median ratios), and the
+    comparisons without figures."""
+    found: dict[float, tuple[int, int, list[float]]] = {}
     problems = 0
     for factor in factors:
-        flagged, medians = 0, []
+        suspected, flagged, medians = 0, 0, []
         for i in range(1, args.slow_runs + 1):
             document, elapsed = gate(repo, root / f"slow-{factor:g}-{i}",
                                      (tag_of(1.0), tag_of(factor)), (SLOW_SCENARIO,),
@@ -190,36 +213,52 @@ def detections(repo: Path, root: Path, args: argparse.Namespace, scale: float,
             (s,) = document["scenarios"]
             problems += s["verdict"] == "failed"
             flagged += s["verdict"] == "regression"
+            first = s["ratios"][:args.rounds]
+            suspected += bool(first) and statistics.median(first) < 1 - args.max_drop / 100
             if s["median_ratio"] is not None:
                 medians.append(s["median_ratio"])
             print(f"x{factor:g} {i}/{args.slow_runs}: median {s['median_ratio'] or 0:.3f} "
                   f"({spread_text(s['ratios'])}) {s['verdict']}  [{elapsed:.0f}s]", flush=True)
-        found[factor] = (flagged, medians)
+        found[factor] = (suspected, flagged, medians)
     return found, problems
 
 
-def resampled(ratios: list[float], factors: list[float], limit: float) -> None:
+def flag_rate(ratios: list[float], factor: float, *, limit: float, rounds: int, confirm: int,
+              rng: random.Random, draws: int) -> float:
+    flagged = 0
+    for _ in range(draws):
+        drawn = [r / factor for r in rng.choices(ratios, k=rounds)]
+        if statistics.median(drawn) < limit and confirm:
+            drawn += [r / factor for r in rng.choices(ratios, k=confirm)]
+        flagged += statistics.median(drawn) < limit
+    return flagged / draws
+
+
+def resampled(ratios: list[float], factors: list[float], args: argparse.Namespace) -> None:
     """Flag rates for other round counts, drawn from the identical-code rounds: a slowdown by
     f scales each round's ratio by 1/f. Rounds are treated as independent, which they are
     only roughly (a busy minute touches several), so these are estimates beside the counts."""
     rng = random.Random(2024)
-    draws = 20_000
-    factors = sorted({1.25, *factors})
+    draws = 10_000
+    factors = sorted({1.25, *factors, 1.75})
     print(f"Resampled from the {len(ratios)} identical-code rounds ({draws:,} draws each):")
     print("  rounds  " + "  ".join(f"{'x' + format(f, 'g'):>6}" for f in [1.0, *factors]))
-    for rounds in (3, 5, 7, 9):
-        rates = [sum(statistics.median(rng.choices(ratios, k=rounds)) / f < limit
-                     for _ in range(draws)) / draws for f in [1.0, *factors]]
-        print(f"  {rounds:<6}  " + "  ".join(f"{rate:>6.1%}" for rate in rates))
+    plans = [(n, 0) for n in (3, 5, 7, 9)] + [(args.rounds, args.confirm)] * bool(args.confirm)
+    for rounds, confirm in plans:
+        rates = [flag_rate(ratios, f, limit=1 - args.max_drop / 100, rounds=rounds,
+                           confirm=confirm, rng=rng, draws=draws) for f in [1.0, *factors]]
+        plan = f"{rounds}+{confirm}" if confirm else str(rounds)
+        print(f"  {plan:<6}  " + "  ".join(f"{rate:>6.1%}" for rate in rates))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--self-runs", type=int, default=10)
     parser.add_argument("--slow-runs", type=int, default=3)
-    parser.add_argument("--factors", default="1.35,1.5,1.75",
+    parser.add_argument("--factors", default="1.35,1.5",
                         help="per-token work of head relative to base, comma-separated")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--confirm", type=int, default=5)
     parser.add_argument("--max-drop", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=1.0, help="length of one run")
     args = parser.parse_args()
@@ -232,26 +271,30 @@ def main() -> int:
         root = Path(temp)
         repo = make_repo(root, factors)
         scale = calibrate(repo, root, args.seconds)
-        gate_alarms, scenario_alarms, medians, ratios, self_problems = \
-            self_comparisons(repo, root, args, scale)
+        found, medians, ratios = self_comparisons(repo, root, args, scale)
         detection, slow_problems = detections(repo, root, args, scale, factors)
 
-    print(f"\nFalse alarms, same commit both sides: {gate_alarms} of {args.self_runs} gate runs "
-          f"({100 * gate_alarms / args.self_runs:.0f}%), {scenario_alarms} of "
-          f"{args.self_runs * len(SELF_SCENARIOS)} scenario verdicts "
-          f"({', '.join(SELF_SCENARIOS)})")
+    verdicts = args.self_runs * len(SELF_SCENARIOS)
+    print(f"\nFalse alarms, same commit both sides ({', '.join(SELF_SCENARIOS)}):")
+    print(f"  after {args.rounds} rounds: {found.gate_suspects} of {args.self_runs} gate runs, "
+          f"{found.suspects} of {verdicts} scenario verdicts below the limit")
+    if args.confirm:
+        print(f"  after {args.confirm} confirmation rounds: {found.gate_alarms} of "
+              f"{args.self_runs} gate runs ({100 * found.gate_alarms / args.self_runs:.0f}%), "
+              f"{found.scenario_alarms} of {verdicts} scenario verdicts")
     if medians:
-        print(f"  their median head/base: {spread_text(medians)} "
+        print(f"  median head/base of the first {args.rounds} rounds: {spread_text(medians)} "
               f"(sd {statistics.pstdev(medians):.3f}); single rounds: {spread_text(ratios)}, "
               f"5th..95th percentile {percentile(ratios, 5):.2f}..{percentile(ratios, 95):.2f}")
     print(f"Detection on `{SLOW_SCENARIO}`, {args.slow_runs} gate runs per factor:")
-    print("  work/token  expected head/base  measured medians  flagged")
-    for factor, (flagged, found) in detection.items():
-        print(f"  x{factor:<10g} {1 / factor:<19.3f} {spread_text(found):<17} "
-              f"{flagged}/{args.slow_runs}")
+    print(f"  work/token  expected head/base  final medians  below after {args.rounds}  "
+          "flagged in the end")
+    for factor, (suspected, flagged, final) in detection.items():
+        print(f"  x{factor:<10g} {1 / factor:<19.3f} {spread_text(final):<14} "
+              f"{suspected}/{args.slow_runs:<13} {flagged}/{args.slow_runs}")
     if ratios:
-        resampled(ratios, factors, 1 - args.max_drop / 100)
-    caught = [f for f in factors if all(detection[g][0] == args.slow_runs
+        resampled(ratios, factors, args)
+    caught = [f for f in factors if all(detection[g][1] == args.slow_runs
                                         for g in factors if g >= f)]
     if caught:
         print(f"Smallest slowdown flagged in every run (and every larger one): x{caught[0]:g} "
@@ -260,7 +303,7 @@ def main() -> int:
         print("No slowdown factor was flagged in every run")
     print(f"Took {time.monotonic() - started:.0f}s; load average {load_text()} at the end "
           "(other work on the machine widens the spread)")
-    problems = self_problems + slow_problems
+    problems = found.problems + slow_problems
     if problems:
         print(f"{problems} scenario comparison(s) produced no figures; see the gate's output")
     return 1 if problems else 0

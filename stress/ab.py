@@ -9,7 +9,9 @@ own copy runs; otherwise the kit running the gate does, through a folder holding
 Rounds alternate the order (base-head, head-base, ...) so a slow drift of the machine weighs on
 both sides alike. Each round gives one ratio, head throughput / base throughput, and a scenario
 regresses when the median ratio is below ``1 - max_drop / 100``: figures from different runners
-or days never meet.
+or days never meet. A scenario below the limit after its rounds is measured again, later, for
+more rounds and judged on all of them: on a busy machine bad rounds come in clusters, and a
+gate that fails unchanged code teaches people to ignore it.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class AbOptions:
     head_ref: str
     names: tuple[str, ...] = ()
     rounds: int = 5
+    confirm_rounds: int = 5  # more rounds for a scenario below the limit; 0: none
     max_drop_pct: float = 20.0
     scale: float = 1.0
     base_target: str = DEFAULT_TARGET
@@ -152,6 +155,9 @@ class Comparison:
     name: str
     rounds: tuple[Round, ...] = ()
     not_compared: str | None = None  # e.g. "not in base (new in head)"
+    # Set when the first rounds' median was below the limit and more rounds followed.
+    suspect_median: float | None = None
+    confirm_after: int = 0  # the rounds measured before the confirmation rounds
 
     @property
     def ratios(self) -> list[float]:
@@ -448,34 +454,58 @@ def _read_throughput(path: Path, name: str, returncode: int, log_path: Path,
     return Measurement(throughput=result.metrics.throughput, log=relative_log)
 
 
+def _play(revisions: Mapping[Side, Revision], names: Sequence[str], numbers: range, *,
+          rounds: dict[str, list[Round]], options: AbOptions, out_dir: Path,
+          title: str) -> None:
+    """Rounds `numbers` of each scenario in `names`, appended to `rounds` as they finish."""
+    for number in numbers:
+        order = round_order(number)
+        with group(f"ab {title} {number}/{numbers.stop - 1}: {order[0]} first"):
+            for name in names:
+                if any(r.ratio is None for r in rounds[name]):
+                    continue  # a run without a figure ends the scenario; it is reported
+                figures: dict[Side, Measurement] = {}
+                for side in order:
+                    figures[side] = measure(revisions[side], name, number, options, out_dir)
+                    if figures[side].throughput is None:
+                        break
+                missing = Measurement(problem="not run (the other side failed first)")
+                done = Round(number=number, base=figures.get("base", missing),
+                             head=figures.get("head", missing))
+                rounds[name].append(done)
+                print(_round_line(name, done), flush=True)
+
+
 def measure_rounds(revisions: Mapping[Side, Revision], names: Sequence[str],
-                   options: AbOptions, out_dir: Path) -> tuple[list[Comparison], int, bool]:
-    """Every round of every scenario: the comparisons, the rounds completed, and whether an
-    interrupt (Ctrl-C, a cancelled job) cut them short; what was measured is kept either way."""
+                   options: AbOptions, out_dir: Path) -> tuple[list[Comparison], bool]:
+    """Every round of every scenario, then confirmation rounds for those below the limit.
+    Returns the comparisons and whether an interrupt (Ctrl-C, a cancelled job) cut them
+    short; what was measured is kept either way."""
     rounds: dict[str, list[Round]] = {name: [] for name in names}
-    completed = 0
+    suspects: dict[str, float] = {}
+    interrupted = False
     try:
-        for number in range(1, options.rounds + 1):
-            order = round_order(number)
-            with group(f"ab round {number}/{options.rounds}: {order[0]} first"):
-                for name in names:
-                    if any(r.ratio is None for r in rounds[name]):
-                        continue  # a run without a figure ends the scenario; it is reported
-                    figures: dict[Side, Measurement] = {}
-                    for side in order:
-                        figures[side] = measure(revisions[side], name, number, options, out_dir)
-                        if figures[side].throughput is None:
-                            break
-                    missing = Measurement(problem="not run (the other side failed first)")
-                    done = Round(number=number, base=figures.get("base", missing),
-                                 head=figures.get("head", missing))
-                    rounds[name].append(done)
-                    print(_round_line(name, done), flush=True)
-            completed = number
+        _play(revisions, names, range(1, options.rounds + 1), rounds=rounds, options=options,
+              out_dir=out_dir, title="round")
+        if options.confirm_rounds:
+            for name in names:
+                first = Comparison(name=name, rounds=tuple(rounds[name]))
+                ratios = first.ratio_spread()
+                if first.verdict(options.min_ratio) == "regression" and ratios is not None:
+                    suspects[name] = ratios.median
+        if suspects:
+            print(f"ab: {', '.join(f'{n} {measured_text(m)}' for n, m in suspects.items())} "
+                  f"below {ratio_text(options.min_ratio)} after {options.rounds} round(s); "
+                  f"{options.confirm_rounds} more to confirm", flush=True)
+            last = options.rounds + options.confirm_rounds
+            _play(revisions, list(suspects), range(options.rounds + 1, last + 1), rounds=rounds,
+                  options=options, out_dir=out_dir, title="confirmation round")
     except KeyboardInterrupt:
-        print(f"ab: interrupted after {completed} complete round(s)", file=sys.stderr)
-        return [Comparison(name=n, rounds=tuple(rounds[n])) for n in names], completed, True
-    return [Comparison(name=n, rounds=tuple(rounds[n])) for n in names], completed, False
+        interrupted = True
+        print("ab: interrupted; the rounds measured so far are reported", file=sys.stderr)
+    return [Comparison(name=n, rounds=tuple(rounds[n]), suspect_median=suspects.get(n),
+                       confirm_after=options.rounds if n in suspects else 0)
+            for n in names], interrupted
 
 
 def _round_line(name: str, r: Round) -> str:
@@ -495,7 +525,6 @@ class AbReport:
     options: AbOptions
     revisions: Mapping[Side, Revision]
     comparisons: tuple[Comparison, ...]
-    rounds_completed: int
     interrupted: bool = False
 
     def verdicts(self) -> dict[str, Verdict]:
@@ -563,11 +592,9 @@ def run_gate(options: AbOptions) -> AbReport:
                                                    sha=shas[side], target=targets[side],
                                                    out_dir=out_dir)
         names, new = choose_scenarios(revisions, options)
-        comparisons, completed, interrupted = measure_rounds(revisions, names, options,
-                                                             out_dir)
+        comparisons, interrupted = measure_rounds(revisions, names, options, out_dir)
     report = AbReport(options=options, revisions=revisions,
-                      comparisons=(*comparisons, *new), rounds_completed=completed,
-                      interrupted=interrupted)
+                      comparisons=(*comparisons, *new), interrupted=interrupted)
     log.info("ab gate took %.0fs", time.monotonic() - started)
     write_outputs(report, out_dir)
     return report
@@ -603,8 +630,7 @@ def headline(report: AbReport) -> str:
     compared = [c for c in report.comparisons if verdicts[c.name] == "ok"]
     if not compared:
         return f"➖ Nothing compared — {versus}"
-    return (f"✅ No regression: {len(compared)} scenario(s), {report.rounds_completed} "
-            f"round(s) each — {versus}")
+    return f"✅ No regression in {len(compared)} scenario(s) — {versus}"
 
 
 def table_rows(report: AbReport) -> list[tuple[str, ...]]:
@@ -633,6 +659,10 @@ def _details(report: AbReport) -> list[str]:
         if c.ratios:
             lines.append(f"- {c.name}: head/base per round "
                          f"{', '.join(measured_text(r) for r in c.ratios)}")
+        if c.suspect_median is not None:
+            lines.append(f"- {c.name}: median {measured_text(c.suspect_median)} after "
+                         f"{c.confirm_after} rounds was below the limit; the verdict is on all "
+                         f"{len(c.ratios)} rounds, confirmation rounds included")
         lines.extend(f"- {c.name}: {problem}" for problem in c.problems)
     for revision in report.revisions.values():
         whose = "its own copy of the kit" if revision.own_kit else "the kit running the gate"
@@ -643,9 +673,12 @@ def _details(report: AbReport) -> list[str]:
 
 def render_markdown(report: AbReport) -> str:
     rows = table_rows(report)
+    confirm = report.options.confirm_rounds
     lines = [headline(report), "",
              f"Rule: {rule_text(report.options.max_drop_pct)}. Rounds alternate "
-             "base/head order on this machine; each round's ratio is head/base throughput.", ""]
+             "base/head order on this machine; each round's ratio is head/base throughput"
+             + (f"; a scenario below the limit gets {confirm} more rounds, later, and is "
+                "judged on all of them." if confirm else "."), ""]
     if rows:
         lines += ["| " + " | ".join(_COLUMNS) + " |",
                   "|" + "|".join(["---", "--:", "--:", "--:", "--:", "--:", "--:", "---"]) + "|"]
@@ -684,6 +717,8 @@ def report_document(report: AbReport) -> dict[str, Any]:
             "q1_ratio": s.q1 if s else None, "q3_ratio": s.q3 if s else None,
             "base_median": c.side_median("base"), "head_median": c.side_median("head"),
             "problems": c.problems,
+            "confirmation": None if c.suspect_median is None else {
+                "after_rounds": c.confirm_after, "median_before": c.suspect_median},
             "rounds": [{"round": r.number, "order": list(r.order), "ratio": r.ratio,
                         "base": measurement(r.base), "head": measurement(r.head)}
                        for r in c.rounds],
@@ -695,7 +730,7 @@ def report_document(report: AbReport) -> dict[str, Any]:
         "exit_code": int(report.exit_code),
         "rule": {"max_drop_pct": options.max_drop_pct, "min_ratio": options.min_ratio,
                  "text": rule_text(options.max_drop_pct)},
-        "rounds": options.rounds, "rounds_completed": report.rounds_completed,
+        "rounds": options.rounds, "confirm_rounds": options.confirm_rounds,
         "interrupted": report.interrupted, "scale": options.scale,
         "scenarios_file": str(options.scenarios_file) if options.scenarios_file else None,
         "base": revision(report.revisions["base"]), "head": revision(report.revisions["head"]),

@@ -53,7 +53,7 @@ def report(*comparisons: Comparison, interrupted: bool = False,
     return AbReport(options=AbOptions(base_ref="main", head_ref="HEAD", max_drop_pct=max_drop,
                                       rounds=5),
                     revisions={"base": revision("base", "main"), "head": revision("head", "HEAD")},
-                    comparisons=comparisons, rounds_completed=5, interrupted=interrupted)
+                    comparisons=comparisons, interrupted=interrupted)
 
 
 def test_the_rule_is_stated_as_a_ratio() -> None:
@@ -96,6 +96,20 @@ def test_a_failed_run_makes_the_scenario_failed_with_its_reason() -> None:
                           "(log: runs/s/r02-head.log)"]
 
 
+def test_a_confirmed_scenario_is_judged_on_all_its_rounds() -> None:
+    # Three low rounds out of five, then five clean confirmation rounds: not a regression.
+    cleared = Comparison(name="short", rounds=comparison("short", [0.7, 0.75, 0.78, 1.0, 1.1,
+                                                                   1.0, 0.98, 1.02, 0.99, 1.01]
+                                                         ).rounds,
+                         suspect_median=0.78, confirm_after=5)
+    assert cleared.verdict(0.8) == "ok"
+    text = render_markdown(report(cleared))
+    assert ("- short: median 0.780 after 5 rounds was below the limit; the verdict is on all "
+            "10 rounds, confirmation rounds included") in text.splitlines()
+    assert "| short | 10 |" in text
+    assert "a scenario below the limit gets 5 more rounds, later, and is judged on all" in text
+
+
 def test_exit_code_regression_outranks_a_failure() -> None:
     failed = Comparison(name="f", rounds=(Round(number=1, base=Measurement(problem="timeout: x"),
                                                 head=Measurement(problem="not run")),))
@@ -124,7 +138,7 @@ def test_the_markdown_starts_with_the_verdict_and_states_the_rule() -> None:
 
 def test_headlines_for_pass_failure_and_nothing_compared() -> None:
     fine = comparison("short", [1.0, 1.0, 1.0])
-    assert headline(report(fine)).startswith("✅ No regression: 1 scenario(s), 5 round(s) each")
+    assert headline(report(fine)).startswith("✅ No regression in 1 scenario(s) — head HEAD")
     failed = Comparison(name="long", rounds=(Round(number=1, base=Measurement(problem="x"),
                                                    head=Measurement(problem="y")),))
     assert headline(report(fine, failed)).startswith("💥 No verdict: long failed to run")
@@ -145,12 +159,14 @@ def test_outputs_written_and_appended_to_the_step_summary(
     write_outputs(done, tmp_path)
     document = json.loads((tmp_path / "ab.json").read_text(encoding="utf-8"))
     assert document["exit_code"] == 0
+    assert (document["rounds"], document["confirm_rounds"]) == (5, 5)
     assert document["rule"] == {"max_drop_pct": 20.0, "min_ratio": pytest.approx(0.8),
                                 "text": rule_text(20)}
     (scenario,) = document["scenarios"]
     assert scenario["verdict"] == "ok"
     assert scenario["ratios"] == pytest.approx([0.9, 0.95, 0.92])
     assert scenario["median_ratio"] == pytest.approx(0.92)
+    assert scenario["confirmation"] is None
     assert [r["order"] for r in scenario["rounds"]] == [["base", "head"], ["head", "base"],
                                                         ["base", "head"]]
     markdown = (tmp_path / "ab.md").read_text(encoding="utf-8")
@@ -209,6 +225,7 @@ def test_command_rejects_bad_flags_and_refs(tmp_path: Path,
     out = str(tmp_path / "out")
     assert main(["ab", "HEAD", "HEAD", "--rounds", "0", "--repo", str(repo)]) == 2
     assert main(["ab", "HEAD", "HEAD", "--max-drop", "100", "--repo", str(repo)]) == 2
+    assert main(["ab", "HEAD", "HEAD", "--confirm", "-1", "--repo", str(repo)]) == 2
     assert main(["ab", "nope", "HEAD", "--repo", str(repo), "--out", out]) == 2
     assert main(["ab", "HEAD", "HEAD", "--repo", str(tmp_path), "--out", out]) == 2
     errors = capsys.readouterr().err.splitlines()
@@ -216,6 +233,7 @@ def test_command_rejects_bad_flags_and_refs(tmp_path: Path,
         "error: --rounds 0: expected a whole number >= 1 (5 is usual)",
         "error: --max-drop 100: expected a percentage between 0 and 100, e.g. 20 "
         "(a regression is then head/base < 0.80)",
+        "error: --confirm -1: expected a whole number >= 0 (0 turns confirmation rounds off)",
         f"error: BASE_REF 'nope' is not a commit in {repo}: fetch it first, "
         "e.g. git fetch origin main",
         f"error: --repo {tmp_path}: not a git repository; run the gate inside the repository "

@@ -127,25 +127,36 @@ def test_a_slowed_scenario_is_flagged_and_unchanged_code_is_not(user_repo: Path,
                                                                 tmp_path: Path) -> None:
     out = tmp_path / "ab"
     step_summary = tmp_path / "step-summary.md"
+    # 3x the work per token gives head/base near 0.33; identical code gives about 1.0, its
+    # rounds spreading 0.75..1.45 on a busy 2-core machine. A limit of 0.60 keeps both verdicts
+    # certain in a short test; the default 0.80 is measured by ci/ab_false_alarm.py.
     done = run_ab(user_repo, "fast", "slow", "--scenarios", "scenarios.yaml", "--target",
-                  "streamer:pipeline", "--rounds", "3", "--out", out,
+                  "streamer:pipeline", "--rounds", "3", "--confirm", "2", "--max-drop", "40",
+                  "--out", out,
                   env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step_summary)})
     assert done.returncode == ExitCode.REGRESSION, done.stdout + done.stderr
     document = ab_document(out)
     scenarios = by_name(document)
     slowed, same = scenarios["slowed"], scenarios["same"]
     assert slowed["verdict"] == "regression"
-    assert slowed["median_ratio"] < 0.8
+    assert slowed["median_ratio"] < 0.6
     assert same["verdict"] == "ok"
-    assert same["median_ratio"] >= 0.8
-    assert len(slowed["ratios"]) == len(same["ratios"]) == 3
+    assert same["median_ratio"] >= 0.6
+    # Below the limit after 3 rounds, the slowed scenario got 2 more, after the other one's.
+    assert len(same["ratios"]) == 3
+    assert same["confirmation"] is None
+    assert len(slowed["ratios"]) == 5
+    assert slowed["confirmation"]["after_rounds"] == 3
+    assert slowed["confirmation"]["median_before"] < 0.6
     assert [r["order"] for r in slowed["rounds"]] == [["base", "head"], ["head", "base"],
+                                                      ["base", "head"], ["head", "base"],
                                                       ["base", "head"]]
+    assert "ab confirmation round 4/5: head first" in done.stdout
     for r in slowed["rounds"]:
         assert r["ratio"] == pytest.approx(r["head"]["throughput"] / r["base"]["throughput"])
         assert (out / r["head"]["log"]).is_file()
-    assert document["rule"]["text"] == ("regression when median head/base < 0.80 "
-                                        "(a drop of more than 20%)")
+    assert document["rule"]["text"] == ("regression when median head/base < 0.60 "
+                                        "(a drop of more than 40%)")
     # No stress package in this repository: both sides ran the kit running the gate.
     for side in ("base", "head"):
         assert document[side]["own_kit"] is False
@@ -155,11 +166,11 @@ def test_a_slowed_scenario_is_flagged_and_unchanged_code_is_not(user_repo: Path,
     assert run_results["scenarios"][0]["environment"]["git_sha"] == document["head"]["sha"]
     markdown = (out / "ab.md").read_text(encoding="utf-8")
     assert markdown.startswith("❌ Regression: median head/base slowed ")
-    assert "regression when median head/base < 0.80 (a drop of more than 20%)" in markdown
+    assert "regression when median head/base < 0.60 (a drop of more than 40%)" in markdown
     # The step summary holds the gate's table once, and nothing from the individual runs.
     assert step_summary.read_text(encoding="utf-8") == markdown + "\n"
     assert "::error title=stress ab: slowed::median head/base" in done.stdout
-    assert "Rule: regression when median head/base < 0.80" in done.stdout
+    assert "Rule: regression when median head/base < 0.60" in done.stdout
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=user_repo, capture_output=True,
                                text=True, check=True).stdout
     assert len(worktrees.splitlines()) == 1, worktrees
@@ -168,7 +179,7 @@ def test_a_slowed_scenario_is_flagged_and_unchanged_code_is_not(user_repo: Path,
 def test_a_crash_in_head_is_reported_not_skipped(user_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "ab"
     done = run_ab(user_repo, "fast", "crash", "--scenarios", "scenarios.yaml", "--target",
-                  "streamer:pipeline", "--rounds", "2", "--out", out)
+                  "streamer:pipeline", "--rounds", "2", "--max-drop", "40", "--out", out)
     assert done.returncode == ExitCode.CRASHED_OR_HUNG, done.stdout + done.stderr
     scenarios = by_name(ab_document(out))
     assert scenarios["same"]["verdict"] == "ok"
@@ -208,7 +219,7 @@ def test_a_revision_holding_the_kit_runs_its_own_copy(tmp_path: Path) -> None:
     }, "head")
     out = tmp_path / "ab"
     done = run_ab(repo, "base", "head", "--target", "stress.ab_probe_target:pipeline",
-                  "--rounds", "3", "--out", out)
+                  "--rounds", "3", "--confirm", "0", "--out", out)
     assert done.returncode == ExitCode.REGRESSION, done.stdout + done.stderr
     document = ab_document(out)
     for side in ("base", "head"):
@@ -220,5 +231,6 @@ def test_a_revision_holding_the_kit_runs_its_own_copy(tmp_path: Path) -> None:
     scenarios = by_name(document)
     assert scenarios["tiny"]["verdict"] == "regression"
     assert scenarios["tiny"]["median_ratio"] < 0.8
+    assert len(scenarios["tiny"]["ratios"]) == 3  # --confirm 0: no confirmation rounds
     assert scenarios["extra"]["verdict"] == "not compared"
     assert scenarios["extra"]["not_compared"] == "not in base (new in head)"

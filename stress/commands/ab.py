@@ -22,6 +22,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="scenarios to compare (default: all of HEAD_REF's)")
     parser.add_argument("--rounds", type=int, default=5, metavar="N",
                         help="base/head pairs per scenario, order alternating (default: 5)")
+    parser.add_argument("--confirm", type=int, default=5, metavar="N",
+                        help="a scenario whose median is below the limit after --rounds gets N "
+                             "more rounds, after the others, and is judged on all of them "
+                             "(default: 5; 0: judge on --rounds alone)")
     parser.add_argument("--max-drop", type=float, default=20.0, metavar="PCT",
                         help="a regression is a median head/base throughput ratio below "
                              "1 - PCT/100 (default: 20, i.e. below 0.80)")
@@ -52,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     if args.rounds < 1:
         raise ConfigError(f"--rounds {args.rounds}: expected a whole number >= 1 (5 is usual)")
+    if args.confirm < 0:
+        raise ConfigError(f"--confirm {args.confirm}: expected a whole number >= 0 "
+                          "(0 turns confirmation rounds off)")
     if not 0 < args.max_drop < 100:
         raise ConfigError(f"--max-drop {args.max_drop:g}: expected a percentage between 0 and "
                           "100, e.g. 20 (a regression is then head/base < 0.80)")
@@ -62,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--scenarios {args.scenarios}: no such file")
     options = AbOptions(
         base_ref=args.base_ref, head_ref=args.head_ref, names=tuple(args.names),
-        rounds=args.rounds, max_drop_pct=args.max_drop, scale=args.scale,
+        rounds=args.rounds, confirm_rounds=args.confirm, max_drop_pct=args.max_drop,
+        scale=args.scale,
         base_target=args.base_target or args.target, head_target=args.head_target or args.target,
         scenarios_file=scenarios, out_dir=args.out, repo=args.repo, keep=args.keep,
     )
