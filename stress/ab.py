@@ -613,6 +613,13 @@ def _revision_label(revision: Revision) -> str:
 
 
 def headline(report: AbReport) -> str:
+    text = _headline(report)
+    if report.interrupted and not text.startswith("💥 Interrupted"):
+        text += " (interrupted: on the rounds measured before)"
+    return text
+
+
+def _headline(report: AbReport) -> str:
     verdicts = report.verdicts()
     versus = (f"head {_revision_label(report.revisions['head'])} vs base "
               f"{_revision_label(report.revisions['base'])}")

@@ -144,6 +144,10 @@ def test_headlines_for_pass_failure_and_nothing_compared() -> None:
     assert headline(report(fine, failed)).startswith("💥 No verdict: long failed to run")
     new = Comparison(name="new", not_compared="not in base (new in head)")
     assert headline(report(new)).startswith("➖ Nothing compared")
+    assert headline(report(fine, interrupted=True)) == (
+        f"💥 Interrupted before a verdict — head HEAD ({'h' * 12}) vs base main ({'b' * 12})")
+    assert headline(report(comparison("s", [0.5]), interrupted=True)).endswith(
+        "(interrupted: on the rounds measured before)")
     text = render_text(report(fine, new))
     assert "- new: not in base (new in head)" in text
     assert "Rule: regression when median head/base < 0.80" in text
