@@ -116,7 +116,10 @@ def user_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("user") / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
-    commit(repo, {"streamer.py": TARGET, "scenarios.yaml": SCENARIOS}, "fast")
+    slowed_everywhere = TARGET.replace("SLOW_SIZE = 0", "SLOW_SIZE = 10").replace(
+        "SLOWDOWN = 1.0", "SLOWDOWN = 3.0")
+    commit(repo, {"streamer.py": TARGET, "streamer_slowed.py": slowed_everywhere,
+                  "scenarios.yaml": SCENARIOS}, "fast")
     commit(repo, {"streamer.py": TARGET.replace("SLOW_SIZE = 0", "SLOW_SIZE = 13")
                   .replace("SLOWDOWN = 1.0", "SLOWDOWN = 3.0")}, "slow")
     commit(repo, {"streamer.py": TARGET.replace("CRASH_SIZE = 0", "CRASH_SIZE = 13")}, "crash")
@@ -192,6 +195,21 @@ def test_a_crash_in_head_is_reported_not_skipped(user_repo: Path, tmp_path: Path
     markdown = (out / "ab.md").read_text(encoding="utf-8")
     assert markdown.startswith("💥 No verdict: slowed failed to run")
     assert "the backend rejected the handshake" in markdown
+
+
+def test_two_targets_in_one_revision(user_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ab"
+    done = run_ab(user_repo, "fast", "fast", "same", "--scenarios", "scenarios.yaml",
+                  "--base-target", "streamer:pipeline", "--head-target",
+                  "streamer_slowed:pipeline", "--rounds", "2", "--confirm", "0", "--out", out)
+    assert done.returncode == ExitCode.REGRESSION, done.stdout + done.stderr
+    document = ab_document(out)
+    assert document["base"]["sha"] == document["head"]["sha"]
+    assert (document["base"]["target"], document["head"]["target"]) == (
+        "streamer:pipeline", "streamer_slowed:pipeline")
+    (same,) = document["scenarios"]
+    assert same["verdict"] == "regression"
+    assert len(same["ratios"]) == 2
 
 
 def copy_of_the_kit(repo: Path) -> None:

@@ -30,7 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a regression is a median head/base throughput ratio below "
                              "1 - PCT/100 (default: 20, i.e. below 0.80)")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply message counts, e.g. 0.05 for a quick gate")
+                        help="multiply message counts; aim for runs of a second or more "
+                             "(shorter ones are noisier), e.g. 2 with the reference pipeline")
     parser.add_argument("--target", default=DEFAULT_TARGET, metavar="MODULE:ATTR",
                         help=f"the system under test in both revisions (default: "
                              f"{DEFAULT_TARGET})")
