@@ -30,6 +30,7 @@ import psutil
 from stress import judge
 from stress.child import PHASE_QUIT, PHASE_RUN, ChildSpec
 from stress.console import Progress, annotate_error, group
+from stress.report.text import format_block
 from stress.results import Environment, Failure, Result, Sample, Status
 from stress.scenario import Scenario
 from stress.target import DEFAULT_TARGET
@@ -110,7 +111,8 @@ def environment(options: RunOptions) -> Environment:
         platform=platform.platform(),
         cpu_count=os.cpu_count() or 1,
         git_sha=_git_sha(),
-        in_container=Path("/.dockerenv").exists() or os.environ.get("STRESS_IN_CONTAINER") == "1",
+        # Only the image says so: some hosts carry a stray /.dockerenv, so it proves nothing.
+        in_container=os.environ.get("STRESS_IN_CONTAINER") == "1",
         target=options.target,
         loop=options.loop,
     )
@@ -334,8 +336,6 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment,
             failures=tuple(outcome.failures), samples=_series(chosen.samples), environment=env,
             artifacts=outcome.artifacts, notes=tuple(outcome.notes), repeats=len(runs),
         )
-        from stress.report.text import format_block
-
         block = format_block(result)
         log_file.write("\n" + block + "\n")
     print(block, flush=True)
@@ -388,7 +388,8 @@ def _profiled_run(kind: str, scenario: Scenario, *, options: RunOptions, log_fil
     profile = run.profile
     outcome.artifacts.update(profile.artifacts)
     outcome.notes.extend(profile.notes)
-    if run.status == "ok" and measured_throughput > 0:
+    # No profile, no overhead worth quoting (e.g. perf missing: the run was not profiled).
+    if run.status == "ok" and measured_throughput > 0 and profile.artifacts:
         profiled = run.figures["tokens_received"] / max(run.figures["duration_s"], 1e-9)
         outcome.notes.append(
             f"Under the {kind} profiler: {profiled:.0f} tokens/sec, overhead x"

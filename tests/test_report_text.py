@@ -203,13 +203,20 @@ def test_a_judged_quit_latency_that_was_not_measured_says_so() -> None:
 
 
 def test_a_leak_report_is_listed_as_found() -> None:
-    failure = judge.leak_failure(12.5, 5.0, "  12.0 MB at make_buffer (pipeline.py:40)\n"
-                                            "   0.5 MB at <module> (app.py:3)\n")
+    report = ("  1. 12.0 MB in 3 allocations at make_buffer (pipeline.py:40)\n"
+              "       make_buffer  pipeline.py:40\n"
+              "       run          pipeline.py:12\n"
+              "\n"
+              "  2. 0.5 MB in 1 allocations at <module> (app.py:3)\n")
+    failure = judge.leak_failure(12.5, 5.0, report)
     assert failure is not None
-    assert format_failure_lines(failure)[-3:] == [
+    # The sites and their stacks keep memray's indentation, so each stack reads under its site.
+    assert format_failure_lines(failure)[-5:] == [
         "Diagnosis: Memory leak, still allocated at exit (largest first):",
-        "- 12.0 MB at make_buffer (pipeline.py:40)",
-        "- 0.5 MB at <module> (app.py:3)"]
+        "  1. 12.0 MB in 3 allocations at make_buffer (pipeline.py:40)",
+        "       make_buffer  pipeline.py:40",
+        "       run          pipeline.py:12",
+        "  2. 0.5 MB in 1 allocations at <module> (app.py:3)"]
     generic = judge.leak_failure(12.5, 5.0, None)
     assert generic is not None
     assert format_failure_lines(generic)[3] == "Diagnosis: Memory leak, likely due to:"

@@ -116,6 +116,10 @@ def diagnosis_intro(failure: Failure) -> str:
 def format_failure_lines(failure: Failure) -> list[str]:
     """One failure as the seed shows it: message, blank line, headline, diagnosis bullets."""
     lines = [failure.message, "", failure.headline]
+    if failure.kind == "leak" and failure.diagnosis != MEMORY_DIAGNOSIS:
+        # memray's report: a site per line with its stack indented below; keep the indents.
+        lines.append(f"Diagnosis: {diagnosis_intro(failure)}")
+        return lines + [text.rstrip() for text in failure.diagnosis if text.strip()]
     bullets = [text.strip().lstrip("-*").strip() for text in failure.diagnosis]
     bullets = [text for text in bullets if text]
     if bullets:
