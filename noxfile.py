@@ -3,7 +3,7 @@
     nox -s stress                          every scenario, profiled, in the pinned container
     nox -s stress -- NAME ... --scale 0.1  some scenarios, any `python -m stress run` option
     nox -s stress -- --engine host         on this machine instead (auto falls back to it)
-    nox -s tests | lint | image | compare | lock | pin
+    nox -s tests | lint | image | scenarios | merge | compare | ab | lock | pin
 """
 
 from __future__ import annotations
@@ -68,10 +68,39 @@ def image(session: nox.Session) -> None:
 
 
 @nox.session
+def scenarios(session: nox.Session) -> None:
+    """List the scenarios: `-- --json` for a CI matrix, `-- --long` for sizes and thresholds."""
+    session.install(".")
+    session.run("python", "-m", "stress", "list", *session.posargs)
+
+
+@nox.session
+def merge(session: nox.Session) -> None:
+    """Merge CI jobs' results folders into one report: `-- DIR ... --out OUT [--baseline FILE]`.
+
+    Appends the merged summary.md to $GITHUB_STEP_SUMMARY on GitHub Actions.
+    """
+    session.install(".")
+    session.run("python", "-m", "stress", "merge", *session.posargs)
+
+
+@nox.session
 def compare(session: nox.Session) -> None:
     """Compare results against a baseline: `-- BASELINE CURRENT [options]`."""
     session.install(".")
     session.run("python", "-m", "stress", "compare", *session.posargs)
+
+
+@nox.session
+def ab(session: nox.Session) -> None:
+    """Side-by-side regression gate: `-- BASE_REF HEAD_REF [NAME ...] [options]`.
+
+    Both revisions are measured in alternating rounds on this machine; exit 3 when a
+    scenario's median head/base throughput ratio falls below the limit (`--max-drop`).
+    """
+    # ab pip-installs each revision offline without build isolation: this build backend.
+    session.install(".", "setuptools>=77")
+    session.run("python", "-m", "stress", "ab", *session.posargs)
 
 
 @nox.session

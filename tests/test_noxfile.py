@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 NOXFILE = Path(__file__).resolve().parents[1] / "noxfile.py"
@@ -30,7 +31,8 @@ def tags_of(node: ast.FunctionDef) -> set[str]:
 
 def test_every_session_the_kit_documents_exists_with_a_docstring() -> None:
     found = sessions()
-    assert {"stress", "tests", "lint", "image", "compare", "lock", "pin"} <= set(found)
+    assert {"stress", "tests", "lint", "image", "scenarios", "merge", "compare", "ab", "lock",
+            "pin"} <= set(found)
     for name, node in found.items():
         assert ast.get_docstring(node), f"session {name} has no docstring"
 
@@ -52,5 +54,32 @@ def test_sessions_that_need_an_engine_are_tagged_docker() -> None:
 
 def test_sessions_pass_their_arguments_through() -> None:
     found = sessions()
-    for name in ("stress", "tests", "image", "compare", "lock", "pin"):
+    for name in ("stress", "tests", "image", "scenarios", "merge", "compare", "ab", "lock", "pin"):
         assert "*session.posargs" in ast.unparse(found[name]), name
+
+
+def session_calls(node: ast.FunctionDef, method: str) -> list[list[str]]:
+    """The literal string arguments of each `session.<method>(...)` call in a session."""
+    calls = []
+    for call in ast.walk(node):
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr == method and ast.unparse(call.func.value) == "session"):
+            calls.append([arg.value for arg in call.args
+                          if isinstance(arg, ast.Constant) and isinstance(arg.value, str)])
+    return calls
+
+
+def test_kit_sessions_run_the_kit_command_of_their_name() -> None:
+    found = sessions()
+    expected = {"scenarios": "list", "merge": "merge", "compare": "compare", "ab": "ab"}
+    for name, command in expected.items():
+        assert session_calls(found[name], "run") == [["python", "-m", "stress", command]], name
+
+
+def test_ab_session_has_the_build_backend_the_revisions_are_installed_with() -> None:
+    # ab pip-installs each revision with --no-build-isolation: the session's environment must
+    # hold what pyproject.toml's build-system requires, or a revision cannot be installed.
+    pyproject = tomllib.loads((NOXFILE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    installed = [arg for call in session_calls(sessions()["ab"], "install") for arg in call]
+    for requirement in pyproject["build-system"]["requires"]:
+        assert requirement in installed, requirement
