@@ -1,0 +1,81 @@
+"""ci/sampling_overhead.py keeps working: a tiny configuration prints every figure it promises.
+
+The figures themselves are not judged here (on a busy machine a run of a few milliseconds
+says nothing about a 2% cost); the script is run by hand, with its defaults, for those.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+
+from tests.integration.conftest import REPO, stress_env
+
+SCRIPT = REPO / "ci" / "sampling_overhead.py"
+NUMBER = r"[\d,]+"
+SIGNED = r"[+-][\d.]+"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sampling_overhead", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO, env=stress_env(),
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_the_median_interval_comes_from_order_statistics() -> None:
+    median_interval = load_script().median_interval
+    assert median_interval([1.0] * 5) is None  # 5 values cannot give 95%
+    low, high, coverage = median_interval([7.0, 1.0, 3.0, 5.0, 2.0, 6.0, 4.0])
+    assert (low, high) == (1.0, 7.0)  # 7 values: only the extremes give 95%
+    assert coverage == pytest.approx(1 - 2 / 2 ** 7)
+    low, high, coverage = median_interval([float(v) for v in range(1, 12)])
+    assert (low, high) == (2.0, 10.0)  # 11 values: the second from each end
+    assert coverage == pytest.approx(1 - 2 * 12 / 2 ** 11)
+
+
+@pytest.mark.slow
+def test_the_script_prints_each_round_the_median_and_the_verdict() -> None:
+    done = run_script("--rounds", "6", "--messages", "20000")
+    assert done.returncode in (0, 1, 3), done.stdout + done.stderr  # 2: a run failed
+    lines = done.stdout.splitlines()
+    assert lines[0] == ("scenario: 20,000 tokens of 10 characters, unpaced, target "
+                        "stress.pipeline:reference; sampling on: every 0.1 s, off: every "
+                        "3600 s (only the sample at the run's start)")
+    rounds = [line for line in lines if line.startswith("round ")]
+    assert len(rounds) == 6
+    for number, line in enumerate(rounds, start=1):
+        assert re.fullmatch(
+            rf"round {number}/6: sampling on {NUMBER} tokens/s \([\d.]+ s, \d+ samples\), "
+            rf"off {NUMBER} tokens/s \([\d.]+ s, \d+ samples\); on/off [\d.]+", line), line
+    assert re.fullmatch(r"median on/off throughput ratio over 6 round\(s\): [\d.]+ "
+                        r"\(rounds [\d.]+\.\.[\d.]+\)", lines[7])
+    assert re.fullmatch(rf"sampling every 0\.1 s \([\d.]+ samples/s\) costs {SIGNED}% "
+                        r"of throughput", lines[8])
+    assert re.fullmatch(rf"96\.9% confidence interval of the cost: {SIGNED}%\.\.{SIGNED}%",
+                        lines[9])
+    words = {0: "holds", 1: "does NOT hold", 3: "not resolved"}[done.returncode]
+    assert re.match(f"bound: sampling must cost under 2% of throughput: {words}[ :]", lines[10])
+    assert len(lines) == 11
+
+
+@pytest.mark.slow
+def test_a_failed_run_exits_2_with_its_reason() -> None:
+    done = run_script("--rounds", "1", "--messages", "100",
+                      "--target", "tests.user_targets:crashing")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert ("round-1-on: the scenario ended as crashed: Scenario crashed: the target raised "
+            "RuntimeError: the backend connection was reset") in done.stderr
