@@ -1,6 +1,6 @@
 """What the runner's sampling costs the run it measures, on this machine.
 
-    python ci/sampling_overhead.py [--rounds 11] [--seconds 3] [--interval 0.1]
+    python ci/sampling_overhead.py [--rounds 11] [--seconds 4] [--interval 0.1]
                                    [--target MODULE:ATTR] [--messages N]
 
 The scenario child samples its RSS and counters from a thread every ``--sample-interval``
@@ -165,8 +165,10 @@ def verdict(rounds: list[Round], interval_s: float) -> int:
     median = statistics.median(ratios)
     cost_pct = (1 - median) * 100
     on_rate = statistics.median(r.on.samples / max(r.on.duration_s, 1e-9) for r in rounds)
+    durations = [m.duration_s for r in rounds for m in (r.on, r.off)]
     print(f"median on/off throughput ratio over {len(rounds)} round(s): {median:.3f} "
-          f"(rounds {min(ratios):.3f}..{max(ratios):.3f})")
+          f"(rounds {min(ratios):.3f}..{max(ratios):.3f}; runs lasted "
+          f"{min(durations):.2f}..{max(durations):.2f} s)")
     print(f"sampling every {interval_s:g} s ({on_rate:.1f} samples/s) costs {cost_pct:+.2f}% "
           "of throughput")
     interval = median_interval(ratios)
@@ -193,9 +195,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=11,
                         help="runs with sampling on, and as many off (default 11)")
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="how long one run should last (default 3; at least 2 for a "
-                             "figure worth quoting)")
+    parser.add_argument("--seconds", type=float, default=4.0,
+                        help="how long one run should last (default 4, so that a run the "
+                             "machine's load slows or speeds by a third still lasts 2 s)")
     parser.add_argument("--interval", type=float, default=NORMAL_INTERVAL_S,
                         help=f"the sampling interval to cost (default {NORMAL_INTERVAL_S:g})")
     parser.add_argument("--target", default=DEFAULT_TARGET, help="the system under test")

@@ -62,7 +62,7 @@ def test_the_script_prints_each_round_the_median_and_the_verdict() -> None:
             rf"round {number}/6: sampling on {NUMBER} tokens/s \([\d.]+ s, \d+ samples\), "
             rf"off {NUMBER} tokens/s \([\d.]+ s, \d+ samples\); on/off [\d.]+", line), line
     assert re.fullmatch(r"median on/off throughput ratio over 6 round\(s\): [\d.]+ "
-                        r"\(rounds [\d.]+\.\.[\d.]+\)", lines[7])
+                        r"\(rounds [\d.]+\.\.[\d.]+; runs lasted [\d.]+\.\.[\d.]+ s\)", lines[7])
     assert re.fullmatch(rf"sampling every 0\.1 s \([\d.]+ samples/s\) costs {SIGNED}% "
                         r"of throughput", lines[8])
     assert re.fullmatch(rf"96\.9% confidence interval of the cost: {SIGNED}%\.\.{SIGNED}%",
