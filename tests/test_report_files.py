@@ -191,3 +191,18 @@ def test_an_unwritable_step_summary_does_not_lose_the_reports(
 def test_an_in_progress_summary_says_so() -> None:
     assert "_Run in progress" in render_summary(seed_results()[:2], final=False)
     assert "_Run in progress" not in render_summary(seed_results()[:2], final=True)
+
+
+def test_the_summary_lists_the_profiles_of_each_failure() -> None:
+    failed = dataclasses.replace(loss_result(), artifacts={
+        "log": "stress-test-backpressure.log",
+        "cpu_flamegraph": "backpressure-cpu-flamegraph.svg",
+        "memray_flamegraph": "backpressure-memray-flamegraph.html"})
+    text = render_summary([failed])
+    evidence = text[text.index("Profiles of this failure"):].splitlines()
+    # Memory first, then CPU, each a link relative to the summary in the results folder.
+    assert evidence[2:4] == [
+        "- Memory flamegraph (memray): "
+        "[backpressure-memray-flamegraph.html](backpressure-memray-flamegraph.html)",
+        "- CPU flamegraph: [backpressure-cpu-flamegraph.svg](backpressure-cpu-flamegraph.svg)"]
+    assert "Profiles of this failure" not in render_summary([loss_result()])

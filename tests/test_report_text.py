@@ -241,3 +241,11 @@ def test_unknown_kinds_get_a_generic_intro() -> None:
                       diagnosis=("- already bulleted", "  ", "plain"))
     assert format_failure_lines(failure)[3:] == [
         "Diagnosis: Streams unaccounted, likely due to:", "- already bulleted", "- plain"]
+
+
+def test_a_hung_run_does_not_call_tokens_in_flight_lost() -> None:
+    hung = dataclasses.replace(loss_result(), status="timeout")
+    block = format_block(hung)
+    assert "  Message loss: not measured (the run did not finish; 15430 sent but not yet " \
+           "received)\n" in block
+    assert "  Message loss: 15.43%\n" in format_block(loss_result())

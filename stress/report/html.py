@@ -18,6 +18,7 @@ from stress.compare import find_match, measured_throughput
 from stress.report.rows import (
     abbreviate,
     change_pct,
+    labelled_artifacts,
     percent,
     performance_row,
     signed_percent,
@@ -27,18 +28,6 @@ from stress.report.summary import environment_text, verdict_line
 from stress.report.svg import Guide, line_chart
 from stress.report.text import diagnosis_intro, format_block
 from stress.results import Result, Sample
-
-ARTIFACT_LABELS: dict[str, str] = {
-    "log": "Log",
-    "memray_flamegraph": "Memory flamegraph (memray)",
-    "memray_leaks_flamegraph": "Leaks flamegraph (memray --leaks)",
-    "leak_report": "Leak report",
-    "memray_stats_txt": "Memory statistics (text)",
-    "memray_stats_json": "Memory statistics (JSON)",
-    "memray_capture": "memray capture (open with `memray`)",
-    "cpu_flamegraph": "CPU flamegraph",
-    "cpu_speedscope": "CPU profile (speedscope JSON)",
-}
 
 # Plain words: the colour of the badge carries the verdict, and emoji fonts are not everywhere.
 STATUS_WORD = {"passed": "PASS", "failed": "FAIL", "timeout": "TIMEOUT", "crashed": "CRASH",
@@ -234,13 +223,8 @@ def _charts(result: Result, baseline_throughput: float | None) -> str:
 def _artifacts(result: Result, out_dir: Path | None) -> str:
     if not result.artifacts:
         return '<p class="no-data">No files were recorded for this scenario.</p>'
-    ordered = sorted(result.artifacts.items(),
-                     key=lambda item: (list(ARTIFACT_LABELS).index(item[0])
-                                       if item[0] in ARTIFACT_LABELS else len(ARTIFACT_LABELS),
-                                       item[0]))
     items = []
-    for role, path in ordered:
-        label = ARTIFACT_LABELS.get(role, role.replace("_", " ").capitalize())
+    for label, path in labelled_artifacts(result):
         missing = out_dir is not None and not (out_dir / path).exists()
         flag = ' <span class="missing">(missing)</span>' if missing else ""
         # quote() keeps "/" but escapes ":" so no path can become a javascript: URL.

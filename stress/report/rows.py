@@ -11,6 +11,28 @@ from dataclasses import dataclass
 from stress.report.text import shows_memory
 from stress.results import Result
 
+ARTIFACT_LABELS: dict[str, str] = {
+    "log": "Log",
+    "memray_flamegraph": "Memory flamegraph (memray)",
+    "memray_leaks_flamegraph": "Leaks flamegraph (memray --leaks)",
+    "leak_report": "Leak report",
+    "memray_stats_txt": "Memory statistics (text)",
+    "memray_stats_json": "Memory statistics (JSON)",
+    "memray_capture": "memray capture (open with `memray`)",
+    "cpu_flamegraph": "CPU flamegraph",
+    "cpu_speedscope": "CPU profile (speedscope JSON)",
+}
+
+
+def labelled_artifacts(result: Result) -> list[tuple[str, str]]:
+    """A scenario's files as (label, path): the log first, then memory, then CPU profiles."""
+    order = list(ARTIFACT_LABELS)
+    ordered = sorted(result.artifacts.items(),
+                     key=lambda item: (order.index(item[0]) if item[0] in order else len(order),
+                                       item[0]))
+    return [(ARTIFACT_LABELS.get(role, role.replace("_", " ").capitalize()), path)
+            for role, path in ordered]
+
 STATUS_LABEL = {
     "passed": "✅ PASS",
     "failed": "❌ FAIL",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from stress.compare import find_match, measured_throughput
 from stress.errors import ExitCode
 from stress.report.rows import (
     change_pct,
+    labelled_artifacts,
     performance_row,
     scenario_label,
     signed_percent,
@@ -128,6 +130,12 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
             scenario = result.scenario
             lines += ["", f"### {md_cell(scenario.title)} ({md_cell(scenario.name)})", ""]
             lines += fenced("\n".join(body).rstrip())
+            evidence = [(label, path) for label, path in labelled_artifacts(result)
+                        if label != "Log"]
+            if evidence:  # the profiles of the failure, from the evidence rerun or --profile
+                lines += ["", "Profiles of this failure (in the results folder):", ""]
+                lines += [f"- {md_cell(label)}: [{md_cell(path)}]({quote(path)})"
+                          for label, path in evidence]
     if results:
         lines += ["", "_Plots, flamegraphs, leak reports and logs: report.html in the results "
                       "folder._"]

@@ -101,7 +101,13 @@ def results_lines(result: Result) -> list[str]:
         latency = "not measured" if m.quit_latency_ms is None else f"{m.quit_latency_ms:.0f}ms"
         lines.append(f"  Quit latency: {latency}")
     if shows_loss(scenario):
-        lines.append(f"  Message loss: {m.loss_pct:.2f}%")
+        if result.status in ("timeout", "crashed", "interrupted"):
+            # Tokens still in the channel when the run stopped are not lost: say what it was.
+            in_flight = m.messages_sent - m.tokens_received
+            lines.append(f"  Message loss: not measured (the run did not finish; {in_flight} "
+                         "sent but not yet received)")
+        else:
+            lines.append(f"  Message loss: {m.loss_pct:.2f}%")
     if m.leaked_mb is not None:
         lines.append(f"  Leaked at exit: {m.leaked_mb:.2f} MB")
     return lines

@@ -275,7 +275,7 @@ def test_a_failure_gets_profiled_evidence_linked_from_the_reports(tmp_path: Path
     log = log_of(out, "loss")
     report = (out / "report.html").read_text(encoding="utf-8")
     summary = (out / "summary.md").read_text(encoding="utf-8")
-    # The failure in summary.md; the files themselves are linked from report.html.
+    # The failure and its profiles in summary.md, and in report.html.
     assert "Message loss too high" in summary
     assert "report.html" in summary
 
@@ -285,6 +285,7 @@ def test_a_failure_gets_profiled_evidence_linked_from_the_reports(tmp_path: Path
     assert "<title>memray - flamegraph report</title>" in (out / memray).read_text(
         encoding="utf-8")
     assert f'href="{memray}"' in report
+    assert f"[{memray}]({memray})" in summary
     assert memray in _artifacts_line(output)
 
     assert "--- profiling run: cpu" in log
@@ -297,6 +298,7 @@ def test_a_failure_gets_profiled_evidence_linked_from_the_reports(tmp_path: Path
     assert cpu == "loss-cpu-flamegraph.svg"
     svg = (out / cpu).read_text(encoding="utf-8")
     assert svg.startswith("<svg ")
+    assert f"[{cpu}]({cpu})" in summary
     assert "(stress/child.py:" in svg  # sampled stacks of the scenario child itself
     assert f'href="{cpu}"' in report
     assert cpu in _artifacts_line(output)
