@@ -323,10 +323,18 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment,
             figures = ", ".join(f"{r.figures['tokens_received'] / r.figures['duration_s']:.0f}"
                                 for r in runs if r.status == "ok")
             outcome.notes.append(f"Median of {len(runs)} runs; throughputs: {figures} tokens/sec")
-        for kind in _profile_kinds(scenario, options, outcome.status):
+        kinds = _profile_kinds(scenario, options, outcome.status)
+        for kind in kinds:
             if stop.requested:
                 break
             _profiled_run(kind, scenario, options=options, log_file=log_file, stop=stop,
+                          measured=chosen, measured_throughput=metrics.throughput,
+                          outcome=outcome)
+        # A leak is found by the memray run itself, after the kinds were chosen: the CPU
+        # evidence every failure gets can only follow it.
+        if ("cpu" not in kinds and not stop.requested
+                and "cpu" in _profile_kinds(scenario, options, outcome.status)):
+            _profiled_run("cpu", scenario, options=options, log_file=log_file, stop=stop,
                           measured=chosen, measured_throughput=metrics.throughput,
                           outcome=outcome)
         if outcome.leaked_mb is not None:

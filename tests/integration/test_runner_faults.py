@@ -49,6 +49,11 @@ scenarios:
     messages: 50000
     timeout_s: 30
     thresholds: {max_memory_growth_mb: 20, max_leaked_mb: 10}
+  leaked:
+    title: Leak Check
+    messages: 50000
+    timeout_s: 30
+    thresholds: {max_leaked_mb: 10}
 """
 
 # The seed's diagnosis bullets, per failure ("Failure Scenarios" in the seed document).
@@ -122,7 +127,8 @@ def test_reference_passes_the_scenarios_the_faults_fail(tmp_path: Path,
     assert code == ExitCode.PASSED, output
     results = results_of(out)
     assert {name: r["status"] for name, r in results.items()} == {
-        "hang": "passed", "slow": "passed", "loss": "passed", "growth": "passed"}
+        "hang": "passed", "slow": "passed", "loss": "passed", "growth": "passed",
+        "leaked": "passed"}
     assert results["loss"]["metrics"]["loss_pct"] == 0.0
     growth = results["growth"]["metrics"]
     # Far from the limits the leak test's fault crosses, so that test is not tautological.
@@ -261,6 +267,22 @@ def test_leak_fails_memory_growth_and_memray_names_the_leaking_line(tmp_path: Pa
     assert "--- profiling run: cpu" not in log
     assert (out / "growth-memray-flamegraph.html").is_file()
     assert not (out / "growth-cpu-flamegraph.svg").exists()
+
+
+def test_a_leak_found_by_memray_alone_still_gets_cpu_evidence(tmp_path: Path,
+                                                              scenarios: Path) -> None:
+    out = tmp_path / "out"
+    code, output = run(scenarios, out, "stress.pipeline.faults:leak", "leaked", evidence=True)
+    assert code == ExitCode.THRESHOLD_FAILED, output
+    result = results_of(out)["leaked"]
+    assert [f["kind"] for f in result["failures"]] == ["leak"]  # no other threshold is set
+    log = log_of(out, "leaked")
+    # memray judged the leak first; the CPU rerun for the evidence came after it, once.
+    assert log.count("--- profiling run: memory") == 1
+    assert log.count("--- profiling run: cpu") == 1
+    assert log.index("--- profiling run: memory") < log.index("--- profiling run: cpu")
+    if not any("ptrace not permitted" in note for note in result["notes"]):
+        assert (out / result["artifacts"]["cpu_flamegraph"]).is_file()
 
 
 def test_a_failure_gets_profiled_evidence_linked_from_the_reports(tmp_path: Path,
