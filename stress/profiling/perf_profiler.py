@@ -170,7 +170,9 @@ class PerfProfiler:
         rate = ["-F", str(self.frequency_hz)]
         if info.version >= (3, 13):
             # perf inject --jit needs the monotonic clock; DWARF unwinding crosses Python frames.
-            return ["-k", "1", *rate, "--call-graph", "dwarf"]
+            # 32 KB of stack per sample (perf's default is 8): an asyncio task's stack under
+            # the runner is deeper than 8 KB, and a shorter copy cuts its callers off.
+            return ["-k", "1", *rate, "--call-graph", "dwarf,32768"]
         if info.frame_pointers:
             return [*rate, "-g"]
         # Without frame pointers only DWARF finds the innermost Python frame (the 3.12
@@ -253,10 +255,14 @@ class PerfProfiler:
                                "support did not start, or perf could not walk its stacks; "
                                "use Python 3.13+ (-X perf_jit) or --cpu-profiler py-spy")
         elif summary.whole < summary.with_python / 2:
+            why = ("perf's stack copies were too short for some deep stacks" if self._jit else
+                   "this Python 3.12 was built without frame pointers")
+            advice = "--cpu-profiler py-spy gives" if self._jit else \
+                "Python 3.13+ (-X perf_jit) or py-spy give"
             self._notes.append(
                 f"perf: only {summary.whole} of {summary.with_python} samples have whole "
-                "stacks (this Python 3.12 was built without frame pointers), so the flamegraph "
-                "shows callers cut short; Python 3.13+ (-X perf_jit) or py-spy give whole stacks")
+                f"stacks ({why}), so the flamegraph shows callers cut short; {advice} whole "
+                "stacks")
         return ProfileOutcome(kind=self.kind, artifacts=artifacts, notes=tuple(self._notes))
 
     def _work_path(self, name: str) -> Path:
