@@ -24,10 +24,11 @@ ARTIFACT_LABELS: dict[str, str] = {
 }
 
 
-def labelled_artifacts(result: Result) -> list[tuple[str, str]]:
+def labelled_artifacts(result: Result, *, leave_out: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """A scenario's files as (label, path): the log first, then memory, then CPU profiles."""
     order = list(ARTIFACT_LABELS)
-    ordered = sorted(result.artifacts.items(),
+    kept = [(role, path) for role, path in result.artifacts.items() if role not in leave_out]
+    ordered = sorted(kept,
                      key=lambda item: (order.index(item[0]) if item[0] in order else len(order),
                                        item[0]))
     return [(ARTIFACT_LABELS.get(role, role.replace("_", " ").capitalize()), path)

@@ -130,8 +130,7 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
             scenario = result.scenario
             lines += ["", f"### {md_cell(scenario.title)} ({md_cell(scenario.name)})", ""]
             lines += fenced("\n".join(body).rstrip())
-            evidence = [(label, path) for label, path in labelled_artifacts(result)
-                        if label != "Log"]
+            evidence = labelled_artifacts(result, leave_out=("log",))
             if evidence:  # the profiles of the failure, from the evidence rerun or --profile
                 lines += ["", "Profiles of this failure (in the results folder):", ""]
                 lines += [f"- {md_cell(label)}: [{md_cell(path)}]({quote(path)})"
