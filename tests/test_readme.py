@@ -72,8 +72,8 @@ def readme_files() -> dict[str, str]:
 def ci_run_nox_commands() -> set[str]:
     """The `nox ...` command lines .ci/run runs, written as a reader would type them."""
     lines = CI_RUN.read_text(encoding="utf-8").splitlines()
-    return {re.sub(r'^"\$VENV/bin/nox"', "nox", line.strip()).removesuffix(" || status=1")
-            for line in lines if line.strip().startswith('"$VENV/bin/nox"')}
+    return {"nox " + line.strip().removeprefix("run_nox ") for line in lines
+            if line.strip().startswith("run_nox ")}
 
 
 def without_env_prefix(text: str) -> tuple[dict[str, str], str]:

@@ -43,7 +43,7 @@ ACTION_MAJORS = {
 }
 TIMEOUT_MINUTES = 15
 Node = dict[Any, Any]  # a mapping of the parsed YAML (where the key `on` comes back as True)
-NOX_SESSIONS = re.compile(r"\bnox\"?\s+-s\s+(?P<names>[\w-]+(?:\s+(?!-)[\w-]+)*)")
+NOX_SESSIONS = re.compile(r"\b(?:run_)?nox\"?\s+-s\s+(?P<names>[\w-]+(?:[ \t]+(?!-)[\w-]+)*)")
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_ci_run_runs_the_test_command_and_lint_as_commands_of_their_own() -> Non
     text = CI_RUN.read_text(encoding="utf-8")
     subprocess.run(["bash", "-n", str(CI_RUN)], check=True)
     commands = [line.strip() for line in text.splitlines()
-                if re.match(r'^\s*"?\$VENV/bin/nox"?\s', line)]
+                if re.match(r"^\s*run_nox\s", line)]
     # The README's test command first, lint next; then the README's other nox commands.
     assert [sessions_named(command) for command in commands][:2] == [{"tests"}, {"lint"}]
 
