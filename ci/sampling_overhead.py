@@ -46,7 +46,6 @@ NORMAL_INTERVAL_S = 0.1  # the runner's default (--sample-interval)
 OFF_INTERVAL_S = 3600.0  # no periodic sample falls inside a run of minutes
 PROBE_MESSAGES = 500_000
 AMPLIFIED_INTERVAL_S = 0.001  # the direct measurement's rate: 100 times the default
-SAMPLER_THREAD = "stress-sampler"  # the name stress.child.Sampler gives its thread
 BOUND_PCT = 2.0
 CONFIDENCE = 0.95
 
@@ -207,11 +206,11 @@ def per_sample_cost(work: Path, rounds: int) -> tuple[float, float, float]:
     a stopwatch here (the same loop's own time varies by a third from one run to the next).
     The kernel's per-thread CPU time (schedstat, in nanoseconds) can: the kit's own Sampler
     thread runs at AMPLIFIED_INTERVAL_S (100 times the default rate) beside a busy GIL-bound
-    main thread, and its time on a CPU over its sample count is what a sample costs, waiting
-    for the GIL included. While it holds the GIL the loop's thread stands still, so this is
-    also an upper bound of what one sample takes from the loop's thread.
+    main thread, and its time on a CPU over its sample count is what a sample costs: its Python
+    work and its system calls. While the sampler holds the GIL the loop's thread stands still;
+    not counted is the loop thread's own cost of taking the GIL back after each hand-over.
     """
-    from stress.child import Sampler
+    from stress.child import SAMPLER_THREAD, Sampler
 
     costs = []
     for number in range(rounds):

@@ -109,6 +109,9 @@ class _RssReader:
             self._statm = None
 
 
+SAMPLER_THREAD = "stress-sampler"  # the sampler thread's name, as stack dumps show it
+
+
 class Sampler:
     """A thread writing one JSON line per interval: it keeps sampling when the loop is blocked.
 
@@ -122,7 +125,7 @@ class Sampler:
         self._rss = _RssReader()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="stress-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=SAMPLER_THREAD, daemon=True)
         self.stats = Stats()
         self.phase = "start"
         self.t0 = time.perf_counter()
