@@ -12,7 +12,8 @@ class ExitCode(IntEnum):
     THRESHOLD_FAILED = 1
     USAGE_ERROR = 2
     REGRESSION = 3
-    CRASHED_OR_HUNG = 4
+    CRASHED_OR_HUNG = 4  # also: interrupted
+    ENGINE_ERROR = 5  # the container engine or the kit itself failed, not the target
 
 
 class StressError(Exception):
@@ -27,3 +28,5 @@ class ConfigError(StressError):
 
 class EngineError(StressError):
     """The container engine is missing or failed; the message says how to fix it."""
+
+    exit_code = ExitCode.ENGINE_ERROR

@@ -12,6 +12,8 @@ from stress.scenario import Scenario
 RESULTS_VERSION = 1
 
 Status = Literal["passed", "failed", "timeout", "crashed", "interrupted"]
+# The statuses of a scenario that did not run to its end: its figures are not a measurement.
+UNFINISHED_STATUSES: frozenset[Status] = frozenset({"timeout", "crashed", "interrupted"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +38,18 @@ class Sample:
     t_s: float  # seconds since the measured run started
     rss_mb: float
     tokens: int  # tokens received so far
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """One threshold and its verdict, computed once by the judge; reporters only render it."""
+
+    metric: str  # the Metrics field judged, e.g. "throughput", "memory_growth_mb"
+    label: str  # e.g. "Throughput"
+    limit: float
+    value: float | None  # None: not measured (the run did not finish, or no profile)
+    better: Literal["higher", "lower"]
+    met: bool | None  # None: not measured
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +88,7 @@ class Result:
     artifacts: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # e.g. "py-spy could not attach: ..."
     repeats: int = 1
+    checks: tuple[Check, ...] = ()  # every threshold of the scenario with its verdict
 
     @property
     def passed(self) -> bool:
@@ -102,6 +117,7 @@ class Result:
             artifacts=dict(data.get("artifacts", {})),
             notes=tuple(data.get("notes", ())),
             repeats=int(data.get("repeats", 1)),
+            checks=tuple(Check(**c) for c in data.get("checks", ())),
         )
 
 
@@ -119,7 +135,7 @@ def parse_results_document(data: dict[str, Any]) -> list[Result]:
 
 def overall_exit_code(results: list[Result]) -> ExitCode:
     """The run's exit code: a crash or hang outranks a failed threshold."""
-    if any(r.status in ("timeout", "crashed", "interrupted") for r in results):
+    if any(r.status in UNFINISHED_STATUSES for r in results):
         return ExitCode.CRASHED_OR_HUNG
     if any(not r.passed for r in results):
         return ExitCode.THRESHOLD_FAILED
