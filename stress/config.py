@@ -1,25 +1,51 @@
-"""scenarios.yaml -> validated Scenario objects, with one-line errors a user can act on."""
+"""scenarios.yaml -> validated Scenario objects, with one-line errors a user can act on.
+
+A scenarios file either defines its own set::
+
+    version: 1
+    scenarios:
+      tiny: {title: Tiny, messages: 1000}
+
+or changes the built-in set, naming only what it changes (``extends: builtin``)::
+
+    version: 1
+    extends: builtin
+    scenarios:
+      short:                      # a built-in: only the keys given change
+        thresholds: {min_throughput: 2000, max_memory_growth_mb: null}   # null: not judged
+      soak:                       # not a built-in: a new scenario, title and messages needed
+        title: Soak
+        messages: 5000000
+
+With ``extends``, every built-in not named stays as it is, in its order, and new scenarios
+follow in the file's order. The project config's ``[tool.stress.scenarios]`` table has the
+same shape and goes through :func:`apply_overrides` too.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import math
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from stress import strict_yaml
 from stress.errors import ConfigError
-from stress.scenario import Scenario, Thresholds
+from stress.scenario import (
+    SCENARIO_KEYS,
+    Scenario,
+    build_scenario,
+    check_name,
+    describe,
+    reject_unknown,
+)
 
 BUILTIN_NAME = "stress/scenarios.yaml"
-
-_INT_FIELDS = {"messages": 1, "message_size": 1, "channel_buffer": 1, "conversations": 1}
-_FLOAT_FIELDS = {"token_delay_us": 0.0, "consumer_delay_us": 0.0, "error_rate": 0.0}
-_SCENARIO_KEYS = {"title", *_INT_FIELDS, *_FLOAT_FIELDS, "timeout_s", "thresholds"}
-_THRESHOLD_KEYS = {f.name for f in dataclasses.fields(Thresholds)}
+EXTENDS_KEY = "extends"
+EXTENDS_BUILTIN = "builtin"  # the one value ``extends`` takes today
+TOP_LEVEL_KEYS = ("version", EXTENDS_KEY, "scenarios")
+ENTRY_KEYS = tuple(key for key in SCENARIO_KEYS if key != "name")  # the name is the entry's key
 
 
 def builtin_text() -> str:
@@ -31,113 +57,102 @@ def load_scenarios(path: Path | None = None) -> dict[str, Scenario]:
     if path is None:
         return parse_scenarios(builtin_text(), source=BUILTIN_NAME)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read scenarios file ({exc.strerror})") from exc
-    return parse_scenarios(text, source=str(path))
+        raise ConfigError(f"{path}: cannot read scenarios file ({exc.strerror})") from None
+    return parse_scenarios(strict_yaml.decode(data, str(path)), source=str(path))
 
 
 def parse_scenarios(text: str, *, source: str) -> dict[str, Scenario]:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{source}:{line} is not valid YAML; fix the syntax there") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("scenarios"), dict):
+    return scenarios_from_document(strict_yaml.load(text, source), source=source)
+
+
+def scenarios_from_document(document: object, *, source: str) -> dict[str, Scenario]:
+    """The scenarios of a parsed file (a mapping with ``scenarios``, maybe ``extends``)."""
+    if not isinstance(document, dict) or not isinstance(document.get("scenarios", {}), dict) \
+            or ("scenarios" not in document and EXTENDS_KEY not in document):
         raise ConfigError(
             f"{source}: expected a mapping with a 'scenarios' key holding one entry per scenario"
         )
-    unknown_top = set(document) - {"version", "scenarios"}
-    if unknown_top:
-        raise ConfigError(f"{source}: unknown top-level key {sorted(unknown_top)[0]!r}; "
-                          "allowed: 'version', 'scenarios'")
-    if document.get("version", 1) != 1:
-        raise ConfigError(f"{source}: key 'version' is {document['version']!r}; expected 1")
-    if not document["scenarios"]:
-        raise ConfigError(f"{source}: 'scenarios' is empty; define at least one scenario")
-    return {
-        str(name): _parse_scenario(str(name), entry, source)
-        for name, entry in document["scenarios"].items()
-    }
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"allowed: {', '.join(map(repr, TOP_LEVEL_KEYS))}"
+            raise ConfigError(f"{source}: unknown top-level key {describe(key)}; {hint}")
+    version = document.get("version", 1)
+    if isinstance(version, bool) or version != 1:
+        raise ConfigError(f"{source}: key 'version' is {describe(version)}; expected 1")
+    entries: dict[str, Any] = document.get("scenarios") or {}
+    if EXTENDS_KEY in document:
+        if document[EXTENDS_KEY] != EXTENDS_BUILTIN:
+            raise ConfigError(f"{source}: key {EXTENDS_KEY!r} is "
+                              f"{describe(document[EXTENDS_KEY])}; expected "
+                              f"{EXTENDS_BUILTIN!r} (the built-in scenarios), or leave it out "
+                              "to define the whole set here")
+        return apply_overrides(load_scenarios(None), entries, source=source)
+    if not entries:
+        raise ConfigError(f"{source}: 'scenarios' is empty; define at least one scenario "
+                          f"(or add '{EXTENDS_KEY}: {EXTENDS_BUILTIN}' to keep the built-ins)")
+    return {name: _new_scenario(name, entry, f"{source}: scenario {describe(name)}")
+            for name, entry in entries.items()}
 
 
-def _parse_scenario(name: str, entry: Any, source: str) -> Scenario:
-    where = f"{source}: scenario {name!r}"
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"{where}: the name may hold only letters, digits, '-' and '_' "
-                          "(it is used in file names)")
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {type(entry).__name__}")
-    _reject_unknown(entry, _SCENARIO_KEYS, where)
-    for key in ("title", "messages"):
-        if key not in entry:
-            raise ConfigError(f"{where}: key {key!r} is missing; it is required")
-    title = entry["title"]
-    if not isinstance(title, str) or not title.strip():
-        raise ConfigError(f"{where}: key 'title' must be a non-empty string")
-    fields: dict[str, Any] = {"name": name, "title": title}
-    for key, minimum in _INT_FIELDS.items():
-        if key in entry:
-            fields[key] = _integer(entry[key], minimum, f"{where}: key {key!r}")
-    for key, float_minimum in _FLOAT_FIELDS.items():
-        if key in entry:
-            fields[key] = _number(entry[key], float_minimum, f"{where}: key {key!r}")
-    if fields.get("error_rate", 0.0) > 1.0:
-        raise ConfigError(f"{where}: key 'error_rate' is {fields['error_rate']}; "
-                          "expected a fraction from 0 to 1")
-    if "timeout_s" in entry:
-        fields["timeout_s"] = _number(entry["timeout_s"], 0.0, f"{where}: key 'timeout_s'")
-        if fields["timeout_s"] == 0:
-            raise ConfigError(f"{where}: key 'timeout_s' is 0; expected seconds > 0")
-    fields["thresholds"] = _parse_thresholds(entry.get("thresholds", {}), where)
-    return Scenario(**fields)
+def apply_overrides(base: Mapping[str, Scenario], entries: Mapping[str, Any], *,
+                    source: str) -> dict[str, Scenario]:
+    """``base`` with each entry applied: a named scenario changes only the keys given
+    (``thresholds`` key by key, ``null`` to stop judging one); another name adds a scenario.
+    ``base`` itself is not changed; its order is kept and new scenarios come last."""
+    if not isinstance(entries, Mapping):
+        raise ConfigError(f"{source}: 'scenarios' must be a mapping of scenario names, "
+                          f"got {describe(entries)}")
+    result = dict(base)
+    for name, entry in entries.items():
+        where = f"{source}: scenario {describe(name)}"
+        check_name(name, where)
+        if name not in base:
+            _require_full(name, entry, base, where)
+            result[name] = _new_scenario(name, entry, where)
+            continue
+        _check_entry(entry, where)
+        merged = base[name].to_dict()
+        changes = dict(entry)
+        if "thresholds" in changes:
+            limits = changes.pop("thresholds")
+            if limits is not None and not isinstance(limits, Mapping):
+                raise ConfigError(f"{where}: key 'thresholds' must be a mapping, "
+                                  f"got {describe(limits)}")
+            merged["thresholds"] = {**merged["thresholds"], **(limits or {})}
+        result[name] = build_scenario({**merged, **changes}, where=where)
+    return result
 
 
-def _parse_thresholds(entry: Any, where: str) -> Thresholds:
-    if entry is None:
-        return Thresholds()
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: key 'thresholds' must be a mapping, "
-                          f"got {type(entry).__name__}")
-    _reject_unknown(entry, _THRESHOLD_KEYS, f"{where}: thresholds")
-    values = {
-        key: _number(value, 0.0, f"{where}: key 'thresholds.{key}'")
-        for key, value in entry.items()
-    }
-    if values.get("max_loss_pct", 0.0) > 100:
-        raise ConfigError(f"{where}: key 'thresholds.max_loss_pct' is "
-                          f"{values['max_loss_pct']}; expected a percentage from 0 to 100")
-    return Thresholds(**values)
+def _new_scenario(name: str, entry: object, where: str) -> Scenario:
+    check_name(name, where)
+    _check_entry(entry, where)
+    assert isinstance(entry, Mapping)
+    return build_scenario({**entry, "name": name}, where=where)
 
 
-def _reject_unknown(entry: dict[Any, Any], allowed: set[str], where: str) -> None:
-    for key in entry:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            allowed_list = ", ".join(sorted(allowed))
-            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {allowed_list}"
-            raise ConfigError(f"{where}: unknown key {key!r}; {hint}")
+def _check_entry(entry: object, where: str) -> None:
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {describe(entry)}")
+    reject_unknown(entry, ENTRY_KEYS, where)
 
 
-def _integer(value: Any, minimum: int, what: str) -> int:
-    # bool is an int subclass in Python; 'messages: yes' is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{what} is {value!r}; expected a whole number >= {minimum}")
-    if value < minimum:
-        raise ConfigError(f"{what} is {value}; expected a whole number >= {minimum}")
-    return value
+def _require_full(name: str, entry: object, base: Mapping[str, Scenario], where: str) -> None:
+    """A name that is not in ``base`` is a new scenario: without a title and a size it is more
+    likely a misspelt one, so say which."""
+    if not isinstance(entry, Mapping) or ("title" in entry and "messages" in entry):
+        return
+    close = difflib.get_close_matches(name, list(base), n=1)
+    if close:
+        raise ConfigError(f"{where}: no such scenario to change; did you mean {close[0]!r}? "
+                          "(a new scenario needs 'title' and 'messages')")
 
 
-def _number(value: Any, minimum: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{what} is {value!r}; expected a number >= {minimum:g}")
-    if value < minimum:
-        raise ConfigError(f"{what} is {value}; expected a number >= {minimum:g}")
-    return float(value)
-
-
-def select(scenarios: dict[str, Scenario], names: list[str], source: str) -> list[Scenario]:
+def select(scenarios: Mapping[str, Scenario], names: Sequence[str],
+           source: str) -> list[Scenario]:
     """The scenarios named on the command line, in the order given (all when none)."""
     if not names:
         return list(scenarios.values())
@@ -147,6 +162,6 @@ def select(scenarios: dict[str, Scenario], names: list[str], source: str) -> lis
             close = difflib.get_close_matches(name, list(scenarios), n=1)
             hint = f"did you mean {close[0]!r}?" if close else \
                 f"available: {', '.join(scenarios)}"
-            raise ConfigError(f"{source}: no scenario named {name!r}; {hint}")
+            raise ConfigError(f"{source}: no scenario named {describe(name)}; {hint}")
         chosen.append(scenarios[name])
     return chosen

@@ -1,10 +1,28 @@
-"""Typed scenario configuration: what to run and what counts as passing."""
+"""Typed scenario configuration: what to run and what counts as passing.
+
+The rules for each field (its type and range) live here, once: the scenarios file loader
+(``stress.config``) and the child decoding its spec (``Scenario.from_dict``) both validate
+through :func:`build_scenario`, so a scenario that reaches the engine is always a valid one.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
+import reprlib
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from stress.errors import ConfigError
+
+MAX_NAME_LENGTH = 64  # names become file names and report headings
+
+
+class ScenarioError(ConfigError):
+    """A scenario's data breaks a field's rule; the message says which key and what is allowed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -14,7 +32,7 @@ class Thresholds:
     min_throughput: float | None = None  # tokens/s
     max_memory_growth_mb: float | None = None
     max_quit_latency_ms: float | None = None
-    max_loss_pct: float | None = None
+    max_loss_pct: float | None = None  # 0 is valid: no loss allowed
     max_leaked_mb: float | None = None  # judged only on a memray run
 
 
@@ -48,7 +66,138 @@ class Scenario:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Scenario:
-        fields = dict(data)
-        fields["thresholds"] = Thresholds(**fields.get("thresholds", {}))
-        return cls(**fields)
+    def from_dict(cls, data: Mapping[str, Any]) -> Scenario:
+        """The inverse of ``to_dict``, validated: raises ScenarioError for any bad field."""
+        if not isinstance(data, Mapping):
+            raise ScenarioError(f"scenario data is {describe(data)}; expected a mapping")
+        # exact: a number comes back as it was written (an int stays an int), so a
+        # results.json read and written again is the same text.
+        return build_scenario(data, where=f"scenario {describe(data.get('name'))}", exact=True)
+
+
+# Field tables derived from the dataclasses, so a new field needs no edit here.
+_HINTS = typing.get_type_hints(Scenario)
+INT_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario) if _HINTS[f.name] is int)
+FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario) if _HINTS[f.name] is float)
+SCENARIO_KEYS = tuple(f.name for f in dataclasses.fields(Scenario))
+REQUIRED_KEYS = tuple(f.name for f in dataclasses.fields(Scenario)
+                      if f.default is dataclasses.MISSING
+                      and f.default_factory is dataclasses.MISSING)
+THRESHOLD_KEYS = tuple(f.name for f in dataclasses.fields(Thresholds))
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 2, 3, 3
+
+
+def describe(value: object) -> str:
+    """A value for an error message: bounded in length however large the value is."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return _REPR.repr(value)
+    return f"{type(value).__name__} {_REPR.repr(value)}"
+
+
+def build_scenario(data: Mapping[str, Any], *, where: str, exact: bool = False) -> Scenario:
+    """A Scenario from plain values, every field checked; ``where`` starts each message.
+    Numbers of float fields become floats unless ``exact``."""
+    reject_unknown(data, SCENARIO_KEYS, where)
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            raise ScenarioError(f"{where}: key {key!r} is missing; it is required")
+    fields: dict[str, Any] = {"name": check_name(data["name"], where)}
+    title = data["title"]
+    if not isinstance(title, str) or not title.strip():
+        raise ScenarioError(f"{where}: key 'title' must be a non-empty string, "
+                            f"got {describe(title)}")
+    fields["title"] = title
+    for key in INT_FIELDS:
+        if key in data:
+            fields[key] = _integer(data[key], 1, f"{where}: key {key!r}")
+    for key in FLOAT_FIELDS:
+        if key in data:
+            fields[key] = _number(data[key], 0.0, f"{where}: key {key!r}", exact)
+    if fields.get("error_rate", 0.0) > 1.0:
+        raise ScenarioError(f"{where}: key 'error_rate' is {fields['error_rate']}; "
+                            "expected a fraction from 0 to 1")
+    if fields.get("timeout_s") == 0:
+        raise ScenarioError(f"{where}: key 'timeout_s' is 0; expected seconds > 0")
+    fields["thresholds"] = build_thresholds(data.get("thresholds"), where, exact=exact)
+    return Scenario(**fields)
+
+
+def build_thresholds(data: object, where: str, *, exact: bool = False) -> Thresholds:
+    """Thresholds from a mapping; a key set to None (YAML ``null``) is not judged."""
+    if data is None:
+        return Thresholds()
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{where}: key 'thresholds' must be a mapping, "
+                            f"got {describe(data)}")
+    reject_unknown(data, THRESHOLD_KEYS, f"{where}: thresholds")
+    values = {
+        key: None if value is None
+        else _number(value, 0.0, f"{where}: key 'thresholds.{key}'", exact)
+        for key, value in data.items()
+    }
+    loss = values.get("max_loss_pct")
+    if loss is not None and loss > 100:
+        raise ScenarioError(f"{where}: key 'thresholds.max_loss_pct' is {loss}; "
+                            "expected a percentage from 0 to 100")
+    return Thresholds(**values)
+
+
+def check_name(name: object, where: str) -> str:
+    if not isinstance(name, str):
+        raise ScenarioError(f"{where}: the name is {describe(name)}; names are text "
+                            "(quote it in YAML)")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ScenarioError(f"{where}: the name has {len(name)} characters; "
+                            f"at most {MAX_NAME_LENGTH} are allowed")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ScenarioError(f"{where}: the name may hold only letters, digits, '-' and '_' "
+                            "(it is used in file names)")
+    return name
+
+
+def reject_unknown(data: Mapping[Any, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"allowed: {', '.join(sorted(allowed))}"
+            raise ScenarioError(f"{where}: unknown key {describe(key)}; {hint}")
+
+
+def _integer(value: object, minimum: int, what: str) -> int:
+    # bool is an int subclass in Python; 'messages: yes' is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{what} is {describe(value)}; expected a whole number >= {minimum}"
+                            f"{_text_number_hint(value)}")
+    if value < minimum:
+        raise ScenarioError(f"{what} is {value}; expected a whole number >= {minimum}")
+    return value
+
+
+def _number(value: object, minimum: float, what: str, exact: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{what} is {describe(value)}; expected a number >= {minimum:g}"
+                            f"{_text_number_hint(value)}")
+    if not math.isfinite(value):
+        raise ScenarioError(f"{what} is {value}; expected a finite number >= {minimum:g}")
+    if value < minimum:
+        raise ScenarioError(f"{what} is {value}; expected a number >= {minimum:g}")
+    return value if exact else float(value)
+
+
+def _text_number_hint(value: object) -> str:
+    """YAML 1.1 (PyYAML) reads ``1e12`` and ``1.5e6`` as text: say so, and how to write them."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    written = str(int(number)) if number.is_integer() and abs(number) < 1e18 else repr(number)
+    return (f" (YAML 1.1 reads {describe(value)} as text: an exponent needs a dot and a sign, "
+            f"as in 1.0e+12; or write the number out: {written})")

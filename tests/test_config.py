@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from stress.config import load_scenarios, parse_scenarios, select
 from stress.errors import ConfigError
+from stress.scenario import FLOAT_FIELDS, INT_FIELDS, Scenario, ScenarioError
 
 
 def test_builtin_scenarios_carry_the_seed_sizes_and_baselines() -> None:
@@ -108,3 +111,152 @@ def test_scaled_shrinks_messages_but_never_to_zero() -> None:
     assert short.scaled(0.001).messages == 1000
     assert short.scaled(1e-9).messages == 1
     assert short.scaled(1.0) is short
+
+
+# -- hostile and surprising input (one line each, bounded work) -----------------------------
+
+ALIAS_BOMB = "".join(
+    [f'a: &a [{",".join(["lol"] * 9)}]\n']
+    + [f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]\n"
+       for prev, name in zip("abcdefg", "bcdefgh", strict=True)]
+    + ["scenarios: {s: {title: T, messages: [" + ",".join(["*h"] * 9) + "]}}\n"]
+)
+
+HOSTILE_FILES = [
+    (ALIAS_BOMB, "aliases expand to more than 10,000 values"),
+    ("a: &a [*a]\nscenarios: {}\n", "alias *a refers to its own anchor"),
+    ("scenarios: " + "[" * 5000 + "]" * 5000 + "\n", "nesting deeper than 50 levels"),
+    ("scenarios:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 200)) + "\n",
+     "nesting deeper than 50 levels"),
+    ("scenarios:\n  s: {title: A, messages: 1}\n  s: {title: B, messages: 2}\n",
+     "line 3 key 's' appears twice in one mapping; keep one"),
+    ("scenarios:\n  s:\n    title: A\n    messages: 1\n    messages: 2\n",
+     "key 'messages' appears twice"),
+    ("scenarios:\n  yes: {title: A, messages: 1}\n",
+     "key yes is read as a true/false value by YAML, not as text; quote it: 'yes'"),
+    ("scenarios:\n  0x10: {title: A, messages: 1}\n", "key 0x10 is read as a number"),
+    ("scenarios:\n  1: {title: A, messages: 1}\n  '1': {title: B, messages: 1}\n",
+     "key 1 is read as a number by YAML, not as text; quote it: '1'"),
+    ("scenarios:\n  " + "x" * 300 + ": {title: A, messages: 1}\n",
+     "the name has 300 characters; at most 64 are allowed"),
+    ("scenarios:\n  s: {title: A, messages: 1, token_delay_us: .nan}\n",
+     "key 'token_delay_us' is nan; expected a finite number"),
+    ("scenarios:\n  s: {title: A, messages: 1, thresholds: {max_leaked_mb: .inf}}\n",
+     "key 'thresholds.max_leaked_mb' is inf; expected a finite number"),
+    ("scenarios:\n  s: {title: A, messages: 1e12}\n",
+     "key 'messages' is '1e12'; expected a whole number >= 1 (YAML 1.1 reads '1e12' as text"),
+    ("scenarios:\n  s: {title: A, messages: 1, thresholds: {min_throughput: 1.5e4}}\n",
+     "or write the number out: 15000"),
+    ("scenarios:\n  s:\n    title: A\n    messages: [" + ", ".join(["9"] * 10_000) + "]\n",
+     "key 'messages' is list [9, 9, 9, ...]; expected a whole number"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE_FILES)
+def test_hostile_file_gets_one_short_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_scenarios(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:")
+    assert expected in message
+    assert "\n" not in message
+    assert len(message) < 400
+
+
+def test_non_utf8_file_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("scenarios:\n  s: {title: Caf\xe9, messages: 1}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml: not UTF-8 text \(byte 0xe9 at "
+                                          r"offset 27\); save the file as UTF-8$"):
+        load_scenarios(path)
+
+
+def test_alias_bomb_fails_fast_with_bounded_memory(tmp_path: Path) -> None:
+    """In a child limited to 512 MB of address space: the unbounded loader needed 2.2 GB."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(ALIAS_BOMB, encoding="utf-8")
+    assert len(ALIAS_BOMB.encode()) < 400
+    code = (
+        "import resource, sys, time\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
+        "from pathlib import Path\n"
+        "from stress.config import load_scenarios\n"
+        "from stress.errors import ConfigError\n"
+        "start = time.perf_counter()\n"
+        "try:\n"
+        "    load_scenarios(Path(sys.argv[1]))\n"
+        "except ConfigError as exc:\n"
+        "    print(f'{time.perf_counter() - start:.3f}', exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    seconds, message = done.stdout.split(" ", 1)
+    assert float(seconds) < 0.5
+    assert "aliases expand to more than 10,000 values" in message
+
+
+def test_small_aliases_and_merge_keys_still_work(tmp_path: Path) -> None:
+    path = tmp_path / "anchors.yaml"
+    path.write_text("limits: &limits {min_throughput: 5}\n"
+                    "scenarios:\n"
+                    "  a: {title: A, messages: 1, thresholds: *limits}\n"
+                    "  b: {<<: {title: B, messages: 2}, messages: 3, thresholds: *limits}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown top-level key 'limits'"):
+        load_scenarios(path)
+    path.write_text("scenarios:\n"
+                    "  a: &a {title: A, messages: 1, thresholds: {min_throughput: 5}}\n"
+                    "  b: {<<: *a, title: B, messages: 3}\n", encoding="utf-8")
+    scenarios = load_scenarios(path)
+    assert scenarios["b"].messages == 3
+    assert scenarios["b"].thresholds.min_throughput == 5
+
+
+# -- Scenario.from_dict: the child's decoder is as strict as the file loader ----------------
+
+def test_from_dict_round_trips_every_builtin() -> None:
+    for scenario in load_scenarios().values():
+        assert Scenario.from_dict(scenario.to_dict()) == scenario
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"mesages": 5}, "unknown key 'mesages'; did you mean 'messages'?"),
+    ({"messages": "5"}, "key 'messages' is '5'; expected a whole number >= 1"),
+    ({"messages": 5.0}, "key 'messages' is 5.0; expected a whole number"),
+    ({"timeout_s": float("nan")}, "key 'timeout_s' is nan; expected a finite number"),
+    ({"name": "../etc"}, "the name may hold only letters"),
+    ({"name": 7}, "the name is 7; names are text"),
+    ({"thresholds": {"max_loss_pct": "1"}}, "key 'thresholds.max_loss_pct' is '1'"),
+    ({"thresholds": [1]}, "key 'thresholds' must be a mapping, got list [1]"),
+    ({"thresholds": {"max_los_pct": 1}}, "did you mean 'max_loss_pct'?"),
+])
+def test_from_dict_rejects_bad_data_with_scenario_error(
+        change: dict[str, object], expected: str) -> None:
+    data = {**load_scenarios()["short"].to_dict(), **change}
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_dict(data)
+    assert expected in str(caught.value)
+    assert isinstance(caught.value, ConfigError)
+
+
+def test_from_dict_needs_the_required_keys() -> None:
+    with pytest.raises(ScenarioError, match="key 'messages' is missing"):
+        Scenario.from_dict({"name": "s", "title": "T"})
+    with pytest.raises(ScenarioError, match="expected a mapping"):
+        Scenario.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_field_tables_come_from_the_dataclass() -> None:
+    assert set(INT_FIELDS) == {"messages", "message_size", "channel_buffer", "conversations"}
+    assert set(FLOAT_FIELDS) == {"token_delay_us", "consumer_delay_us", "error_rate",
+                                 "timeout_s"}
+
+
+def test_zero_loss_limit_stays_valid(tmp_path: Path) -> None:
+    path = tmp_path / "zero.yaml"
+    path.write_text("scenarios:\n  s: {title: T, messages: 1, thresholds: {max_loss_pct: 0}}\n",
+                    encoding="utf-8")
+    assert load_scenarios(path)["s"].thresholds.max_loss_pct == 0.0
