@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stress.config import load_scenarios, parse_scenarios, select
+from stress.config import apply_overrides, load_scenarios, parse_scenarios, select
 from stress.errors import ConfigError
 from stress.scenario import FLOAT_FIELDS, INT_FIELDS, Scenario, ScenarioError
 
@@ -260,3 +260,71 @@ def test_zero_loss_limit_stays_valid(tmp_path: Path) -> None:
     path.write_text("scenarios:\n  s: {title: T, messages: 1, thresholds: {max_loss_pct: 0}}\n",
                     encoding="utf-8")
     assert load_scenarios(path)["s"].thresholds.max_loss_pct == 0.0
+
+
+# -- extends: builtin, a file that changes only what it names -------------------------------
+
+def test_extending_file_changes_only_what_it_names(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("version: 1\nextends: builtin\nscenarios:\n"
+                    "  short:\n    thresholds: {min_throughput: 2000, max_memory_growth_mb: null}\n"
+                    "  backpressure:\n    consumer_delay_us: 50\n"
+                    "    thresholds: {max_loss_pct: 0}\n"
+                    "  soak: {title: Soak, messages: 5}\n", encoding="utf-8")
+    builtin = load_scenarios()
+    scenarios = load_scenarios(path)
+    assert list(scenarios) == [*builtin, "soak"]
+    short = scenarios["short"]
+    assert short.thresholds.min_throughput == 2000
+    assert short.thresholds.max_memory_growth_mb is None
+    assert (short.messages, short.title) == (1_000_000, builtin["short"].title)
+    backpressure = scenarios["backpressure"]
+    assert backpressure.consumer_delay_us == 50
+    assert backpressure.thresholds.max_loss_pct == 0.0
+    assert backpressure.channel_buffer == builtin["backpressure"].channel_buffer
+    for name in ("medium", "long", "rapid", "concurrent", "errors"):
+        assert scenarios[name] == builtin[name]
+    assert scenarios["soak"].messages == 5
+
+
+def test_extending_file_without_scenarios_is_the_builtin_set(tmp_path: Path) -> None:
+    path = tmp_path / "same.yaml"
+    path.write_text("extends: builtin\n", encoding="utf-8")
+    assert load_scenarios(path) == load_scenarios()
+
+
+EXTENDING_BAD = [
+    ("extends: builtins\n", "key 'extends' is 'builtins'; expected 'builtin'"),
+    ("extend: builtin\nscenarios: {}\n", "unknown top-level key 'extend'; did you mean 'extends'?"),
+    ("extends: builtin\nscenarios:\n  shrot: {thresholds: {min_throughput: 1}}\n",
+     "scenario 'shrot': no such scenario to change; did you mean 'short'?"),
+    ("extends: builtin\nscenarios:\n  short: {thresholds: {min_throughput: -1}}\n",
+     "scenario 'short': key 'thresholds.min_throughput' is -1; expected a number >= 0"),
+    ("extends: builtin\nscenarios:\n  short: {thresholds: {min_thruput: 1}}\n",
+     "scenario 'short': thresholds: unknown key 'min_thruput'; did you mean 'min_throughput'?"),
+    ("extends: builtin\nscenarios:\n  short: {mesages: 1}\n",
+     "scenario 'short': unknown key 'mesages'; did you mean 'messages'?"),
+    ("extends: builtin\nscenarios:\n  short: {thresholds: 5}\n",
+     "key 'thresholds' must be a mapping, got 5"),
+    ("extends: builtin\nscenarios:\n  short: {}\n  short: {}\n", "key 'short' appears twice"),
+    ("extends: builtin\nscenarios:\n  new: {messages: 5}\n", "key 'title' is missing"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EXTENDING_BAD)
+def test_bad_extending_file_names_file_key_and_fix(
+        tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "ext.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_scenarios(path)
+    assert str(caught.value).startswith(f"{path}:")
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_overrides_leave_the_base_unchanged() -> None:
+    base = load_scenarios()
+    changed = apply_overrides(base, {"short": {"messages": 10}}, source="x")
+    assert changed["short"].messages == 10
+    assert base["short"].messages == 1_000_000
