@@ -107,10 +107,10 @@ def _clip(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def decode(data: bytes, source: str) -> str:
+def decode(data: bytes, source: str, what: str = "a scenarios file") -> str:
     """UTF-8 text of a file's bytes, or a ConfigError naming the first bad byte."""
     if len(data) > MAX_BYTES:
-        raise ConfigError(f"{source}: {len(data):,} bytes; a scenarios file may hold at most "
+        raise ConfigError(f"{source}: {len(data):,} bytes; {what} may hold at most "
                           f"{MAX_BYTES:,}")
     try:
         return data.decode("utf-8")
