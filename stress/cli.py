@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "merge": "merge",
     "ab": "ab",
+    "config": "config",
 }
 
 
