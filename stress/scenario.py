@@ -19,6 +19,7 @@ from typing import Any
 from stress.errors import ConfigError
 
 MAX_NAME_LENGTH = 64  # names become file names and report headings
+MAX_WHOLE = 10**12  # counts beyond this are typing errors, and would overflow float scaling
 
 
 class ScenarioError(ConfigError):
@@ -92,9 +93,12 @@ _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 2, 3, 3
 
 def describe(value: object) -> str:
     """A value for an error message: bounded in length however large the value is."""
-    if isinstance(value, str | int | float | bool) or value is None:
-        return _REPR.repr(value)
-    return f"{type(value).__name__} {_REPR.repr(value)}"
+    try:
+        if isinstance(value, str | int | float | bool) or value is None:
+            return _REPR.repr(value)
+        return f"{type(value).__name__} {_REPR.repr(value)}"
+    except ValueError:  # an int of more than 4,300 digits refuses repr()
+        return f"{type(value).__name__} (too long to show)"
 
 
 def build_scenario(data: Mapping[str, Any], *, where: str, exact: bool = False) -> Scenario:
@@ -174,6 +178,9 @@ def _integer(value: object, minimum: int, what: str) -> int:
                             f"{_text_number_hint(value)}")
     if value < minimum:
         raise ScenarioError(f"{what} is {value}; expected a whole number >= {minimum}")
+    if value > MAX_WHOLE:
+        raise ScenarioError(f"{what} is {describe(value)}; expected a whole number from "
+                            f"{minimum} to {MAX_WHOLE:,}")
     return value
 
 

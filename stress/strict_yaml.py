@@ -128,12 +128,15 @@ def load(text: str, source: str) -> Any:
     try:
         return loader.get_single_data()
     except _Refused as exc:
-        raise ConfigError(f"{source}:{_line(exc.mark)} {exc}") from None
+        raise ConfigError(f"{source}:{_line(exc.mark)}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ConfigError(f"{source}:{_line(mark)} is not valid YAML ({_clip(str(problem))}); "
                           "fix the syntax there") from None
+    except (ValueError, OverflowError) as exc:  # a 5,000-digit number, a 13th month
+        raise ConfigError(f"{source}: a value cannot be read ({_clip(str(exc), 60)}); "
+                          "write it as a plain number or quote it") from None
     except RecursionError:  # not reached with MAX_DEPTH, but never a traceback
         raise ConfigError(f"{source}: nested too deeply; flatten the file") from None
     finally:

@@ -115,12 +115,17 @@ def test_scaled_shrinks_messages_but_never_to_zero() -> None:
 
 # -- hostile and surprising input (one line each, bounded work) -----------------------------
 
+# Nine levels of nine aliases: 9**9 (387 million) strings once expanded, from about 350 bytes.
+# The unbounded loader built it (shared references, cheap) and the validator's repr() of the
+# value expanded it: 2.2 GB and 50 s, then a MemoryError traceback.
 ALIAS_BOMB = "".join(
-    [f'a: &a [{",".join(["lol"] * 9)}]\n']
-    + [f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]\n"
+    ["scenarios:\n  s:\n    title: T\n    messages:\n",
+     f'    - &a [{",".join(["lol"] * 9)}]\n']
+    + [f"    - &{name} [{','.join([f'*{prev}'] * 9)}]\n"
        for prev, name in zip("abcdefg", "bcdefgh", strict=True)]
-    + ["scenarios: {s: {title: T, messages: [" + ",".join(["*h"] * 9) + "]}}\n"]
+    + ["    - [" + ",".join(["*h"] * 9) + "]\n"]
 )
+
 
 HOSTILE_FILES = [
     (ALIAS_BOMB, "aliases expand to more than 10,000 values"),
@@ -129,7 +134,7 @@ HOSTILE_FILES = [
     ("scenarios:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 200)) + "\n",
      "nesting deeper than 50 levels"),
     ("scenarios:\n  s: {title: A, messages: 1}\n  s: {title: B, messages: 2}\n",
-     "line 3 key 's' appears twice in one mapping; keep one"),
+     "line 3: key 's' appears twice in one mapping; keep one"),
     ("scenarios:\n  s:\n    title: A\n    messages: 1\n    messages: 2\n",
      "key 'messages' appears twice"),
     ("scenarios:\n  yes: {title: A, messages: 1}\n",
@@ -149,6 +154,13 @@ HOSTILE_FILES = [
      "or write the number out: 15000"),
     ("scenarios:\n  s:\n    title: A\n    messages: [" + ", ".join(["9"] * 10_000) + "]\n",
      "key 'messages' is list [9, 9, 9, ...]; expected a whole number"),
+    ("scenarios:\n  s: {title: A, messages: 1" + "0" * 5000 + "}\n",
+     "a value cannot be read (Exceeds the limit (4300 digits)"),
+    ("scenarios:\n  s: {title: A, messages: 1" + "0" * 30 + "}\n",
+     "key 'messages' is 1000000000000000000000000000000; expected a whole number from 1 to"),
+    ("scenarios:\n  s: {title: A, messages: 2024-13-45}\n", "a value cannot be read"),
+    ("scenarios:\n  s: {title: A, messages: 2024-01-05}\n",
+     "key 'messages' is date datetime.date(2024, 1, 5); expected a whole number"),
 ]
 
 
