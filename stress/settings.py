@@ -216,6 +216,9 @@ def _max_drop(raw: object, what: str, base: Path | None) -> float:
 
 def _matching(pattern: str, example: str) -> Convert:
     def convert(raw: object, what: str, base: Path | None) -> str:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):  # python = 3.12
+            raise ConfigError(f"{what} is the number {raw}; expected text in quotes, "
+                              f"e.g. '{example.split(maxsplit=1)[0]}'")
         text = _text(raw, what, base)
         if not re.fullmatch(pattern, text, re.IGNORECASE):
             raise ConfigError(f"{what} is {describe(text)}; expected e.g. {example}")

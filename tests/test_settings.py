@@ -168,7 +168,10 @@ BAD_CONFIGS = [
     ("[tool.stress.ab]\nrounds = 2.5\n", "key 'tool.stress.ab.rounds' is 2.5; expected a whole"),
     ("[tool.stress.ab]\nmax_drop = 100\n", "expected a percentage between 0 and 100"),
     ("[tool.stress.container]\nmemory = 'lots'\n", "expected e.g. 4g or 512m"),
-    ("[tool.stress.container]\npython = 3.12\n", "is 3.12; expected non-empty text"),
+    ("[tool.stress.container]\npython = 3.12\n",
+     "key 'tool.stress.container.python' is the number 3.12; expected text in quotes, "
+     "e.g. '3.12'"),
+    ("[tool.stress.container]\nmemory = 2048\n", "expected text in quotes, e.g. '4g'"),
     ("[tool.stress.scenarios.shrot.thresholds]\nmin_throughput = 1\n",
      "tool.stress.scenarios: scenario 'shrot': no such scenario to change; "
      "did you mean 'short'?"),
