@@ -114,9 +114,8 @@ def apply_overrides(base: Mapping[str, Scenario], entries: Mapping[str, Any], *,
             _require_full(name, entry, base, where)
             result[name] = _new_scenario(name, entry, where)
             continue
-        _check_entry(entry, where)
         merged = base[name].to_dict()
-        changes = dict(entry)
+        changes = dict(_check_entry(entry, where))
         if "thresholds" in changes:
             limits = changes.pop("thresholds")
             if limits is not None and not isinstance(limits, Mapping):
@@ -129,15 +128,14 @@ def apply_overrides(base: Mapping[str, Scenario], entries: Mapping[str, Any], *,
 
 def _new_scenario(name: str, entry: object, where: str) -> Scenario:
     check_name(name, where)
-    _check_entry(entry, where)
-    assert isinstance(entry, Mapping)
-    return build_scenario({**entry, "name": name}, where=where)
+    return build_scenario({**_check_entry(entry, where), "name": name}, where=where)
 
 
-def _check_entry(entry: object, where: str) -> None:
+def _check_entry(entry: object, where: str) -> Mapping[str, Any]:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: expected a mapping of keys, got {describe(entry)}")
     reject_unknown(entry, ENTRY_KEYS, where)
+    return entry
 
 
 def _require_full(name: str, entry: object, base: Mapping[str, Scenario], where: str) -> None:

@@ -282,20 +282,19 @@ def resolve_settings(cli_values: Mapping[str, object], cwd: Path,
     resolved: dict[str, Sourced[Any]] = {}
     where: dict[str, str] = {}  # how each value's source is named in a message
     for key in KEYS:
-        value = Sourced(key.default, DEFAULT)
+        value, what = Sourced(key.default, DEFAULT), key.flag
         if project is not None and key.name in project.values:
             what = f"{project.label}: key '{project.prefix}{key.name}'"
             value = Sourced(key.convert(project.values[key.name], what, project.folder),
                             project.label)
-        if environ.get(key.env, "").strip():
-            text = environ[key.env]
+        if environ.get(key.env, "").strip():  # an empty variable counts as unset
             what = key.env
-            value = Sourced(key.convert(text, what, None), key.env)
+            value = Sourced(key.convert(environ[key.env], what, None), key.env)
         if cli_values.get(key.name) is not None:
             what = key.flag
             value = Sourced(key.convert(cli_values[key.name], what, None), COMMAND_LINE)
         resolved[key.name] = value
-        where[key.name] = what if value.origin != DEFAULT else key.flag
+        where[key.name] = what
     path = resolved["scenarios_file"].value
     if path is not None and not path.is_file():
         raise ConfigError(f"{where['scenarios_file']}: no such file {str(path)!r}")
