@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -277,3 +278,12 @@ def test_config_command_error_is_exit_2_and_one_line(project: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "unknown key 'tool.stress.scael'; did you mean 'tool.stress.scale'?" in done.stderr
+
+
+def test_settings_are_frozen_and_keyword_only(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    settings = resolve_settings({}, tmp_path, {})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.scale = settings.scale  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        type(settings)(None)  # type: ignore[call-arg]
