@@ -30,11 +30,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # this checkout's kit, as the gate runs it
+
+from stress.process import child_environment  # noqa: E402  (after the checkout is on the path)
+from stress.results import parse_results_document  # noqa: E402
+from stress.stats import median, percentile  # noqa: E402
+
 TARGET = "bench_target:pipeline"
 SELF_SCENARIOS = ("short", "concurrent")
 SLOW_SCENARIO = "short"
@@ -85,10 +92,8 @@ def pipeline():
 
 def kit_env(extra_path: Path | None = None) -> dict[str, str]:
     """This checkout's kit first; no CI variables, so the runs do not write to a job page."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "PYTHONPATH")}
-    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (extra_path, REPO) if p is not None)
-    return env
+    path = os.pathsep.join(str(p) for p in (extra_path, REPO) if p is not None)
+    return child_environment(quiet_ci=True, extra={"PYTHONPATH": path})
 
 
 def git(repo: Path, *args: str) -> None:
@@ -121,8 +126,9 @@ def calibrate(repo: Path, root: Path, seconds: float) -> float:
     subprocess.run([sys.executable, "-m", "stress", "run", SLOW_SCENARIO, "--scale",
                     str(probe_scale), "--target", TARGET, "--no-evidence", "--out", str(out)],
                    cwd=root, env=kit_env(repo), check=True, capture_output=True)
-    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    throughput = float(document["scenarios"][0]["metrics"]["throughput"])
+    (result,) = parse_results_document(json.loads((out / "results.json").read_text(
+        encoding="utf-8")))
+    throughput = result.metrics.throughput
     scale = round(seconds * throughput / SHORT_MESSAGES, 4)
     print(f"calibration: {throughput:,.0f} tokens/s unslowed -> --scale {scale} "
           f"({scale * SHORT_MESSAGES:,.0f} tokens per run, about {seconds:g}s)")
@@ -142,11 +148,6 @@ def gate(repo: Path, out: Path, refs: tuple[str, str], scenarios: tuple[str, ...
     return document, elapsed
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))]
-
-
 def load_text() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -164,63 +165,88 @@ class SelfFigures:
     suspects: int = 0  # scenario verdicts below the limit before confirmation rounds
     gate_suspects: int = 0
     problems: int = 0
+    medians: list[float] = field(default_factory=list)  # of each scenario's first --rounds
+    ratios: list[float] = field(default_factory=list)  # the single rounds among those
+
+    def add(self, document: dict[str, Any], rounds: int) -> None:
+        """Count one gate run's ab.json."""
+        verdicts = [s["verdict"] for s in document["scenarios"]]
+        suspected = [s for s in document["scenarios"] if s["confirmation"] is not None]
+        self.problems += verdicts.count("failed")
+        self.scenario_alarms += verdicts.count("regression")
+        self.gate_alarms += "regression" in verdicts
+        self.suspects += len(suspected)
+        self.gate_suspects += bool(suspected)
+        for s in document["scenarios"]:
+            first = s["ratios"][:rounds]
+            if first:
+                self.medians.append(median(first))
+                self.ratios.extend(first)
+
+
+@dataclass
+class Detection:
+    """What the gate said about one slowdown factor, over its gate runs."""
+
+    suspected: int = 0  # runs below the limit after the first --rounds
+    flagged: int = 0  # runs flagged in the end
+    problems: int = 0  # comparisons without figures
+    medians: list[float] = field(default_factory=list)  # final median ratios
+
+    def add(self, document: dict[str, Any], rounds: int, limit: float) -> None:
+        """Count one gate run's ab.json (a single scenario)."""
+        (s,) = document["scenarios"]
+        self.problems += s["verdict"] == "failed"
+        self.flagged += s["verdict"] == "regression"
+        first = s["ratios"][:rounds]
+        self.suspected += bool(first) and median(first) < limit
+        if s["median_ratio"] is not None:
+            self.medians.append(s["median_ratio"])
+
+
+def self_line(document: dict[str, Any]) -> str:
+    return ", ".join(f"{s['name']} {s['median_ratio'] or 0:.3f} "
+                     f"({spread_text(s['ratios'])}) {s['verdict']}"
+                     + (f" after confirming {s['confirmation']['median_before']:.3f}"
+                        if s["confirmation"] else "")
+                     for s in document["scenarios"])
 
 
 def self_comparisons(repo: Path, root: Path, args: argparse.Namespace, scale: float
-                     ) -> tuple[SelfFigures, list[float], list[float]]:
+                     ) -> SelfFigures:
     """Gate runs of the unslowed commit against itself: the alarms, the median ratios (of
     the first --rounds) and the single-round ratios of those first rounds."""
     figures = SelfFigures()
-    medians: list[float] = []
-    ratios: list[float] = []
     for i in range(1, args.self_runs + 1):
         document, elapsed = gate(repo, root / f"self-{i}", (tag_of(1.0), tag_of(1.0)),
                                  SELF_SCENARIOS, args=args, scale=scale)
-        verdicts = [s["verdict"] for s in document["scenarios"]]
-        suspected = [s for s in document["scenarios"] if s["confirmation"] is not None]
-        figures.problems += verdicts.count("failed")
-        figures.scenario_alarms += verdicts.count("regression")
-        figures.gate_alarms += "regression" in verdicts
-        figures.suspects += len(suspected)
-        figures.gate_suspects += bool(suspected)
-        for s in document["scenarios"]:
-            first = s["ratios"][:args.rounds]
-            if first:
-                medians.append(statistics.median(first))
-                ratios.extend(first)
-        line = ", ".join(f"{s['name']} {s['median_ratio'] or 0:.3f} "
-                         f"({spread_text(s['ratios'])}) {s['verdict']}"
-                         + (f" after confirming {s['confirmation']['median_before']:.3f}"
-                            if s["confirmation"] else "")
-                         for s in document["scenarios"])
-        print(f"self {i}/{args.self_runs}: {line}  [{elapsed:.0f}s]", flush=True)
-    return figures, medians, ratios
+        figures.add(document, args.rounds)
+        print(f"self {i}/{args.self_runs}: {self_line(document)}  [{elapsed:.0f}s]", flush=True)
+    return figures
 
 
 def detections(repo: Path, root: Path, args: argparse.Namespace, scale: float,
-               factors: list[float]) -> tuple[dict[float, tuple[int, int, list[float]]], int]:
-    """Gate runs of the unslowed commit against each slowed one: factor -> (runs below the
-    limit after the first rounds, runs flagged in the end, median ratios), and the
-    comparisons without figures."""
-    found: dict[float, tuple[int, int, list[float]]] = {}
-    problems = 0
+               factors: list[float]) -> dict[float, Detection]:
+    """Gate runs of the unslowed commit against each slowed one, per factor."""
+    found: dict[float, Detection] = {}
     for factor in factors:
-        suspected, flagged, medians = 0, 0, []
+        detection = found[factor] = Detection()
         for i in range(1, args.slow_runs + 1):
             document, elapsed = gate(repo, root / f"slow-{factor:g}-{i}",
                                      (tag_of(1.0), tag_of(factor)), (SLOW_SCENARIO,),
                                      args=args, scale=scale)
+            detection.add(document, args.rounds, 1 - args.max_drop / 100)
             (s,) = document["scenarios"]
-            problems += s["verdict"] == "failed"
-            flagged += s["verdict"] == "regression"
-            first = s["ratios"][:args.rounds]
-            suspected += bool(first) and statistics.median(first) < 1 - args.max_drop / 100
-            if s["median_ratio"] is not None:
-                medians.append(s["median_ratio"])
             print(f"x{factor:g} {i}/{args.slow_runs}: median {s['median_ratio'] or 0:.3f} "
                   f"({spread_text(s['ratios'])}) {s['verdict']}  [{elapsed:.0f}s]", flush=True)
-        found[factor] = (suspected, flagged, medians)
-    return found, problems
+    return found
+
+
+def smallest_caught(detection: dict[float, Detection], runs: int) -> float | None:
+    """The smallest factor flagged in every run, as was every larger one."""
+    caught = [f for f in sorted(detection)
+              if all(detection[g].flagged == runs for g in detection if g >= f)]
+    return caught[0] if caught else None
 
 
 def flag_rate(ratios: list[float], factor: float, *, limit: float, rounds: int, confirm: int,
@@ -228,9 +254,9 @@ def flag_rate(ratios: list[float], factor: float, *, limit: float, rounds: int, 
     flagged = 0
     for _ in range(draws):
         drawn = [r / factor for r in rng.choices(ratios, k=rounds)]
-        if statistics.median(drawn) < limit and confirm:
+        if median(drawn) < limit and confirm:
             drawn += [r / factor for r in rng.choices(ratios, k=confirm)]
-        flagged += statistics.median(drawn) < limit
+        flagged += median(drawn) < limit
     return flagged / draws
 
 
@@ -271,42 +297,53 @@ def main() -> int:
         root = Path(temp)
         repo = make_repo(root, factors)
         scale = calibrate(repo, root, args.seconds)
-        found, medians, ratios = self_comparisons(repo, root, args, scale)
-        detection, slow_problems = detections(repo, root, args, scale, factors)
-
-    verdicts = args.self_runs * len(SELF_SCENARIOS)
-    print(f"\nFalse alarms, same commit both sides ({', '.join(SELF_SCENARIOS)}):")
-    print(f"  after {args.rounds} rounds: {found.gate_suspects} of {args.self_runs} gate runs, "
-          f"{found.suspects} of {verdicts} scenario verdicts below the limit")
-    if args.confirm:
-        print(f"  after {args.confirm} confirmation rounds: {found.gate_alarms} of "
-              f"{args.self_runs} gate runs ({100 * found.gate_alarms / args.self_runs:.0f}%), "
-              f"{found.scenario_alarms} of {verdicts} scenario verdicts")
-    if medians:
-        print(f"  median head/base of the first {args.rounds} rounds: {spread_text(medians)} "
-              f"(sd {statistics.pstdev(medians):.3f}); single rounds: {spread_text(ratios)}, "
-              f"5th..95th percentile {percentile(ratios, 5):.2f}..{percentile(ratios, 95):.2f}")
-    print(f"Detection on `{SLOW_SCENARIO}`, {args.slow_runs} gate runs per factor:")
-    print(f"  work/token  expected head/base  final medians  below after {args.rounds}  "
-          "flagged in the end")
-    for factor, (suspected, flagged, final) in detection.items():
-        print(f"  x{factor:<10g} {1 / factor:<19.3f} {spread_text(final):<14} "
-              f"{suspected}/{args.slow_runs:<13} {flagged}/{args.slow_runs}")
-    if ratios:
-        resampled(ratios, factors, args)
-    caught = [f for f in factors if all(detection[g][1] == args.slow_runs
-                                        for g in factors if g >= f)]
-    if caught:
-        print(f"Smallest slowdown flagged in every run (and every larger one): x{caught[0]:g} "
-              f"work per token (expected head/base {1 / caught[0]:.3f})")
-    else:
-        print("No slowdown factor was flagged in every run")
+        found = self_comparisons(repo, root, args, scale)
+        detection = detections(repo, root, args, scale, factors)
+    print("\n" + "\n".join(summary_lines(args, found, detection)))
+    if found.ratios:
+        resampled(found.ratios, factors, args)
+    print(verdict_line(factors, detection, args.slow_runs))
     print(f"Took {time.monotonic() - started:.0f}s; load average {load_text()} at the end "
           "(other work on the machine widens the spread)")
-    problems = found.problems + slow_problems
+    problems = found.problems + sum(d.problems for d in detection.values())
     if problems:
         print(f"{problems} scenario comparison(s) produced no figures; see the gate's output")
     return 1 if problems else 0
+
+
+def summary_lines(args: argparse.Namespace, found: SelfFigures,
+                  detection: dict[float, Detection]) -> list[str]:
+    """The false alarms on identical code, then the detection table per slowdown factor."""
+    verdicts = args.self_runs * len(SELF_SCENARIOS)
+    lines = [f"False alarms, same commit both sides ({', '.join(SELF_SCENARIOS)}):",
+             f"  after {args.rounds} rounds: {found.gate_suspects} of {args.self_runs} gate "
+             f"runs, {found.suspects} of {verdicts} scenario verdicts below the limit"]
+    if args.confirm:
+        lines.append(f"  after {args.confirm} confirmation rounds: {found.gate_alarms} of "
+                     f"{args.self_runs} gate runs "
+                     f"({100 * found.gate_alarms / args.self_runs:.0f}%), "
+                     f"{found.scenario_alarms} of {verdicts} scenario verdicts")
+    if found.medians:
+        ratios = found.ratios
+        lines.append(f"  median head/base of the first {args.rounds} rounds: "
+                     f"{spread_text(found.medians)} (sd {statistics.pstdev(found.medians):.3f}); "
+                     f"single rounds: {spread_text(ratios)}, 5th..95th percentile "
+                     f"{percentile(ratios, 0.05):.2f}..{percentile(ratios, 0.95):.2f}")
+    lines += [f"Detection on `{SLOW_SCENARIO}`, {args.slow_runs} gate runs per factor:",
+              f"  work/token  expected head/base  final medians  below after {args.rounds}  "
+              "flagged in the end"]
+    lines += [f"  x{factor:<10g} {1 / factor:<19.3f} {spread_text(d.medians):<14} "
+              f"{d.suspected}/{args.slow_runs:<13} {d.flagged}/{args.slow_runs}"
+              for factor, d in detection.items()]
+    return lines
+
+
+def verdict_line(factors: list[float], detection: dict[float, Detection], runs: int) -> str:
+    caught = smallest_caught({f: detection[f] for f in factors}, runs)
+    if caught is None:
+        return "No slowdown factor was flagged in every run"
+    return (f"Smallest slowdown flagged in every run (and every larger one): x{caught:g} "
+            f"work per token (expected head/base {1 / caught:.3f})")
 
 
 if __name__ == "__main__":

@@ -1,38 +1,44 @@
-"""``python -m stress <command>``: a thin dispatcher over one module per command."""
+"""``python -m stress <command>``: a thin dispatcher over one module per command.
+
+The commands are plain imports, so mypy checks each module against ``Command`` and a missing
+one fails at import rather than vanishing from ``--help``. Each module keeps its heavy imports
+inside ``run()``, so building the parser stays cheap.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import logging
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import Protocol
 
+from stress.commands import ab, bench, compare, config, list_scenarios, merge, report, run
+from stress.console import configure_logging
 from stress.errors import ExitCode, StressError
+
+log = logging.getLogger("stress.cli")
 
 
 class Command(Protocol):
+    """What a command module provides: its help line, its flags, and the command itself."""
+
     HELP: str
 
     def configure(self, parser: argparse.ArgumentParser) -> None: ...
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-# Command name -> module under stress.commands. Each module has HELP, configure(), run().
-COMMANDS: dict[str, str] = {
-    "list": "list_scenarios",
-    "run": "run",
-    "compare": "compare",
-    "bench": "bench",
-    "report": "report",
-    "merge": "merge",
-    "ab": "ab",
-    "config": "config",
+COMMANDS: dict[str, Command] = {
+    "list": list_scenarios,
+    "run": run,
+    "compare": compare,
+    "bench": bench,
+    "report": report,
+    "merge": merge,
+    "ab": ab,
+    "config": config,
 }
-
-
-def _load(module: str) -> Command:
-    return cast(Command, importlib.import_module(f"stress.commands.{module}"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stress-test and profile asyncio streaming systems.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module in COMMANDS.items():
-        try:
-            command = _load(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"stress.commands.{module}":
-                raise
-            continue  # a command not present in this build
+    for name, command in COMMANDS.items():
         command_parser = sub.add_parser(name, help=command.HELP, description=command.HELP)
         command.configure(command_parser)
         command_parser.set_defaults(handler=command.run)
@@ -65,3 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.CRASHED_OR_HUNG)
+    except Exception as exc:  # a bug in the kit: one line, not a traceback
+        return internal_error(args.command, exc)
+
+
+def internal_error(command: str, exc: Exception) -> int:
+    """One line naming the error; the traceback only in the debug log (-v, STRESS_LOG=debug)."""
+    configure_logging(verbose=False)  # a no-op when the command set logging up already
+    log.debug("`%s` failed unexpectedly", command, exc_info=exc)
+    hint = "" if log.isEnabledFor(logging.DEBUG) else "; rerun with STRESS_LOG=debug for the " \
+        "traceback"
+    print(f"error: internal error in `{command}`: {type(exc).__name__}: {exc}{hint}",
+          file=sys.stderr)
+    return int(ExitCode.INTERNAL_ERROR)

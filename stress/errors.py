@@ -13,6 +13,9 @@ class ExitCode(IntEnum):
     USAGE_ERROR = 2
     REGRESSION = 3
     CRASHED_OR_HUNG = 4  # also: interrupted
+    # The same code: an unexpected exception in the kit ends the run without a verdict, as a
+    # crash does; the one-line message says so and the traceback goes to the debug log.
+    INTERNAL_ERROR = 4
     ENGINE_ERROR = 5  # the container engine or the kit itself failed, not the target
 
 
@@ -30,3 +33,9 @@ class EngineError(StressError):
     """The container engine is missing or failed; the message says how to fix it."""
 
     exit_code = ExitCode.ENGINE_ERROR
+
+
+class RevisionError(StressError):
+    """A git revision (of the ab gate) could not be prepared or does not run the kit it should."""
+
+    exit_code = ExitCode.CRASHED_OR_HUNG

@@ -8,23 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from stress.ab import (
+from stress.ab.gate import read_measurement
+from stress.ab.model import (
     AbOptions,
     AbReport,
-    Comparison,
     Measurement,
     Revision,
     Round,
-    _read_throughput,
-    headline,
-    render_markdown,
-    render_text,
-    resolve_commit,
+    ScenarioRounds,
     round_order,
     rule_text,
     spread,
-    write_outputs,
 )
+from stress.ab.render import headline, render_markdown, render_text, write_outputs
+from stress.ab.revisions import resolve_commit
 from stress.cli import main
 from stress.errors import ConfigError, ExitCode
 from stress.results import Failure, Metrics, Result, results_document
@@ -36,8 +33,8 @@ def pair(number: int, base: float, head: float) -> Round:
                  head=Measurement(throughput=head, log="h.log"))
 
 
-def comparison(name: str, ratios: list[float]) -> Comparison:
-    return Comparison(name=name, rounds=tuple(pair(i, 1000.0, 1000.0 * r)
+def comparison(name: str, ratios: list[float]) -> ScenarioRounds:
+    return ScenarioRounds(name=name, rounds=tuple(pair(i, 1000.0, 1000.0 * r)
                                               for i, r in enumerate(ratios, start=1)))
 
 
@@ -48,7 +45,7 @@ def revision(side: str, ref: str) -> Revision:
                     setup="no pyproject.toml: its folder first on PYTHONPATH")
 
 
-def report(*comparisons: Comparison, interrupted: bool = False,
+def report(*comparisons: ScenarioRounds, interrupted: bool = False,
            max_drop: float = 20.0) -> AbReport:
     return AbReport(options=AbOptions(base_ref="main", head_ref="HEAD", max_drop_pct=max_drop,
                                       rounds=5),
@@ -89,7 +86,7 @@ def test_a_failed_run_makes_the_scenario_failed_with_its_reason() -> None:
     crashed = Round(number=2, base=Measurement(throughput=1000.0, log="runs/s/r02-base.log"),
                     head=Measurement(problem="crashed: Scenario crashed: boom",
                                      log="runs/s/r02-head.log"))
-    c = Comparison(name="s", rounds=(pair(1, 1000.0, 990.0), crashed))
+    c = ScenarioRounds(name="s", rounds=(pair(1, 1000.0, 990.0), crashed))
     assert c.verdict(0.8) == "failed"
     assert c.ratios == [0.99]
     assert c.problems == ["head round 2: crashed: Scenario crashed: boom "
@@ -98,10 +95,9 @@ def test_a_failed_run_makes_the_scenario_failed_with_its_reason() -> None:
 
 def test_a_confirmed_scenario_is_judged_on_all_its_rounds() -> None:
     # Three low rounds out of five, then five clean confirmation rounds: not a regression.
-    cleared = Comparison(name="short", rounds=comparison("short", [0.7, 0.75, 0.78, 1.0, 1.1,
-                                                                   1.0, 0.98, 1.02, 0.99, 1.01]
-                                                         ).rounds,
-                         suspect_median=0.78, confirm_after=5)
+    ratios = [0.7, 0.75, 0.78, 1.0, 1.1, 1.0, 0.98, 1.02, 0.99, 1.01]
+    cleared = ScenarioRounds(name="short", rounds=comparison("short", ratios).rounds,
+                             suspect_median=0.78, confirm_after=5)
     assert cleared.verdict(0.8) == "ok"
     text = render_markdown(report(cleared))
     assert ("- short: median 0.780 after 5 rounds was below the limit; the verdict is on all "
@@ -111,11 +107,12 @@ def test_a_confirmed_scenario_is_judged_on_all_its_rounds() -> None:
 
 
 def test_exit_code_regression_outranks_a_failure() -> None:
-    failed = Comparison(name="f", rounds=(Round(number=1, base=Measurement(problem="timeout: x"),
-                                                head=Measurement(problem="not run")),))
+    failed = ScenarioRounds(name="f", rounds=(Round(number=1,
+                                                    base=Measurement(problem="timeout: x"),
+                                                    head=Measurement(problem="not run")),))
     slow = comparison("slow", [0.5, 0.5, 0.5])
     fine = comparison("fine", [1.0, 1.02, 0.99])
-    new = Comparison(name="new", not_compared="not in base (new in head)")
+    new = ScenarioRounds(name="new", not_compared="not in base (new in head)")
     assert report(fine, slow, failed).exit_code == ExitCode.REGRESSION
     assert report(fine, failed).exit_code == ExitCode.CRASHED_OR_HUNG
     assert report(fine, new).exit_code == ExitCode.PASSED
@@ -139,10 +136,10 @@ def test_the_markdown_starts_with_the_verdict_and_states_the_rule() -> None:
 def test_headlines_for_pass_failure_and_nothing_compared() -> None:
     fine = comparison("short", [1.0, 1.0, 1.0])
     assert headline(report(fine)).startswith("✅ No regression in 1 scenario(s) — head HEAD")
-    failed = Comparison(name="long", rounds=(Round(number=1, base=Measurement(problem="x"),
-                                                   head=Measurement(problem="y")),))
+    failed = ScenarioRounds(name="long", rounds=(Round(number=1, base=Measurement(problem="x"),
+                                                       head=Measurement(problem="y")),))
     assert headline(report(fine, failed)).startswith("💥 No verdict: long failed to run")
-    new = Comparison(name="new", not_compared="not in base (new in head)")
+    new = ScenarioRounds(name="new", not_compared="not in base (new in head)")
     assert headline(report(new)).startswith("➖ Nothing compared")
     assert headline(report(fine, interrupted=True)) == (
         f"💥 Interrupted before a verdict — head HEAD ({'h' * 12}) vs base main ({'b' * 12})")
@@ -188,21 +185,21 @@ def test_throughput_read_from_results_json_and_failures_named(tmp_path: Path) ->
     results = tmp_path / "results.json"
     log = tmp_path / "run.log"
     log.write_text("...\nerror: --target 'x:y': cannot import module 'x'\n", encoding="utf-8")
-    missing = _read_throughput(results, "short", 2, log, "run.log")
+    missing = read_measurement(results, "short", 2, log, "run.log")
     assert missing.throughput is None
     assert missing.problem == ("`python -m stress run` exited 2 without results.json: "
                                "error: --target 'x:y': cannot import module 'x'")
     # A failed threshold still measured a throughput: the gate compares it.
     results.write_text(json.dumps(results_document([scenario_result("failed", 1234.5)])),
                        encoding="utf-8")
-    assert _read_throughput(results, "short", 1, log, "run.log").throughput == 1234.5
+    assert read_measurement(results, "short", 1, log, "run.log").throughput == 1234.5
     crash = Failure(kind="crash", message="Scenario crashed: the target raised ValueError: no",
                     headline="FAILURE: Scenario crashed")
     results.write_text(json.dumps(results_document([scenario_result("crashed", 0.0, (crash,))])),
                        encoding="utf-8")
-    crashed = _read_throughput(results, "short", 4, log, "run.log")
+    crashed = read_measurement(results, "short", 4, log, "run.log")
     assert crashed.problem == "crashed: Scenario crashed: the target raised ValueError: no"
-    assert _read_throughput(results, "other", 4, log, "run.log").problem == \
+    assert read_measurement(results, "other", 4, log, "run.log").problem == \
         "results.json has no scenario 'other'"
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stress.commands.options import add_scenarios_flag
-from stress.console import configure_logging
+from stress.commands.common import add_scenarios_flag, add_verbose_flag, check_scale, start_logging
 from stress.errors import ConfigError
 from stress.target import DEFAULT_TARGET
 
@@ -47,14 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the git repository holding both revisions (default: .)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the revisions' worktrees and environments, for debugging")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging (same as STRESS_LOG=debug)")
+    add_verbose_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from stress.ab import AbOptions, render_text, run_gate
 
-    configure_logging(args.verbose)
+    start_logging(args)
     if args.rounds < 1:
         raise ConfigError(f"--rounds {args.rounds}: expected a whole number >= 1 (5 is usual)")
     if args.confirm < 0:
@@ -63,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.max_drop < 100:
         raise ConfigError(f"--max-drop {args.max_drop:g}: expected a percentage between 0 and "
                           "100, e.g. 20 (a regression is then head/base < 0.80)")
-    if args.scale <= 0:
-        raise ConfigError(f"--scale {args.scale}: expected a factor > 0, e.g. 0.05")
+    check_scale(args.scale, example="0.05")
     scenarios = args.scenarios.resolve() if args.scenarios else None
     if scenarios is not None and not scenarios.is_file():
         raise ConfigError(f"--scenarios {args.scenarios}: no such file")

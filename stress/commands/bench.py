@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 
 from stress import bench
-from stress.errors import ConfigError, ExitCode
+from stress.commands.common import check_loops, check_scale
+from stress.errors import ExitCode
 
 HELP = ("benchmark the reference pipeline on the seed's workloads against a bare "
         "asyncio.Queue measured in the same run (tokens/s, ratio, memory, quit latency)")
@@ -28,12 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.scale <= 0:
-        raise ConfigError(f"--scale {args.scale}: expected a factor > 0, e.g. 0.01")
+    check_scale(args.scale)
     loops = list(bench.LOOPS) if args.loop == "both" else [args.loop]
-    if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
-        raise ConfigError("--loop uvloop: uvloop is not installed; "
-                          "pip install 'asyncio-stress-kit[uvloop]' or use --loop asyncio")
+    check_loops(loops)
     workloads = bench.select(args.names)
 
     def progress(line: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from stress.commands.options import add_scenarios_flag, chosen_scenarios
+from stress.commands.common import add_scenarios_flag, chosen_scenarios
 
 HELP = "list the scenarios (names one per line; --long for sizes and thresholds)"
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
-from stress.commands.options import add_scenarios_flag, chosen_scenarios
-from stress.console import configure_logging
+from stress.commands.common import (
+    add_scenarios_flag,
+    add_verbose_flag,
+    check_loops,
+    check_scale,
+    chosen_scenarios,
+    start_logging,
+)
 from stress.errors import ConfigError
 from stress.results import Result, overall_exit_code
 from stress.runner import RunOptions, run_scenarios
@@ -39,24 +44,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="results.json or log whose throughputs report.html shows beside")
     parser.add_argument("--sample-interval", type=float, default=0.1, metavar="SECONDS",
                         help="how often RSS and counts are sampled (default: 0.1)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging (same as STRESS_LOG=debug)")
+    add_verbose_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from stress.profiling import parse_profile_kinds
     from stress.report import load_baseline, write_reports
 
-    configure_logging(args.verbose)
-    if args.scale <= 0:
-        raise ConfigError(f"--scale {args.scale}: expected a factor > 0, e.g. 0.01")
+    start_logging(args)
+    check_scale(args.scale)
     if args.repeat < 1:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
     if args.sample_interval <= 0:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
-    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise ConfigError("--loop uvloop: uvloop is not installed; "
-                          "pip install 'asyncio-stress-kit[uvloop]' or use --loop asyncio")
+    check_loops([args.loop])
     load_target(args.target)  # fail here, once, rather than in every child
     scenarios = [s.scaled(args.scale) for s in chosen_scenarios(args, args.names)]
     baseline = load_baseline(args.baseline) if args.baseline else None

@@ -1,0 +1,188 @@
+"""The gate's data: its options, the revisions measured, rounds and their ratios, verdicts.
+
+No process is started here: everything is computed from the figures, so the judging can be
+tested on measurements built in the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from stress.errors import ExitCode
+from stress.stats import median, percentile
+from stress.target import DEFAULT_TARGET
+
+Side = Literal["base", "head"]
+Verdict = Literal["ok", "regression", "failed", "not compared"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AbOptions:
+    base_ref: str
+    head_ref: str
+    names: tuple[str, ...] = ()
+    rounds: int = 5
+    confirm_rounds: int = 5  # more rounds for a scenario below the limit; 0: none
+    max_drop_pct: float = 20.0
+    scale: float = 1.0
+    base_target: str = DEFAULT_TARGET
+    head_target: str = DEFAULT_TARGET
+    scenarios_file: Path | None = None
+    out_dir: Path = Path("stress-ab")
+    repo: Path = Path(".")
+    keep: bool = False
+
+    @property
+    def min_ratio(self) -> float:
+        return 1.0 - self.max_drop_pct / 100.0
+
+
+def ratio_text(value: float) -> str:
+    """0.8 -> '0.80', 0.875 -> '0.875': two decimals, more only when they matter."""
+    text = f"{value:.4f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(2, '0')}"
+
+
+def measured_text(value: float) -> str:
+    """A measured ratio: three decimals, so 0.799 is not shown as the limit 0.80."""
+    return f"{value:.3f}"
+
+
+def rule_text(max_drop_pct: float) -> str:
+    """The rule in the ratio's own terms, so nobody has to invert a percentage."""
+    return (f"regression when median head/base < {ratio_text(1.0 - max_drop_pct / 100.0)} "
+            f"(a drop of more than {max_drop_pct:g}%)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+    q1: float
+    q3: float
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Median, range and quartiles (linear interpolation, as ``statistics`` 'inclusive')."""
+    if not values:
+        raise ValueError("spread of no values")
+    return Spread(median=median(values), low=min(values), high=max(values),
+                  q1=percentile(values, 0.25), q3=percentile(values, 0.75))
+
+
+def round_order(number: int) -> tuple[Side, Side]:
+    """ABBA: odd rounds run base first, even rounds head first."""
+    return ("base", "head") if number % 2 == 1 else ("head", "base")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Revision:
+    """A revision made ready to measure: its tree, and the environment its runs start in."""
+
+    side: Side
+    ref: str
+    sha: str
+    target: str
+    tree: Path  # the revision's files
+    cwd: Path  # where its runs start: outside the tree, so only PYTHONPATH decides imports
+    env: Mapping[str, str]
+    stress_file: str  # where `import stress` resolved in that environment
+    own_kit: bool  # the revision holds the kit; its own copy runs
+    setup: str  # how its code was made importable, in words
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref} ({self.sha[:12]})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    throughput: float | None = None  # tokens/s; None when the run gave no figure
+    problem: str | None = None  # why there is no figure
+    log: str = ""  # the run's output, relative to the gate's output folder
+
+
+@dataclass(frozen=True, kw_only=True)
+class Round:
+    number: int
+    base: Measurement
+    head: Measurement
+
+    @property
+    def order(self) -> tuple[Side, Side]:
+        return round_order(self.number)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.base.throughput is None or self.head.throughput is None:
+            return None
+        return self.head.throughput / self.base.throughput
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioRounds:
+    """One scenario's rounds and their verdict. A run without a figure ends the scenario."""
+
+    name: str
+    rounds: tuple[Round, ...] = ()
+    not_compared: str | None = None  # e.g. "not in base (new in head)"
+    # Set when the first rounds' median was below the limit and more rounds followed.
+    suspect_median: float | None = None
+    confirm_after: int = 0  # the rounds measured before the confirmation rounds
+
+    @property
+    def ratios(self) -> list[float]:
+        return [r.ratio for r in self.rounds if r.ratio is not None]
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        for r in self.rounds:
+            for side, m in (("base", r.base), ("head", r.head)):
+                if m.problem is not None:
+                    found.append(f"{side} round {r.number}: {m.problem} (log: {m.log})")
+        return found
+
+    def ratio_spread(self) -> Spread | None:
+        return spread(self.ratios) if self.ratios else None
+
+    def side_median(self, side: Side) -> float | None:
+        figures = [getattr(r, side).throughput for r in self.rounds if r.ratio is not None]
+        return median(figures) if figures else None
+
+    def verdict(self, min_ratio: float) -> Verdict:
+        if self.not_compared is not None:
+            return "not compared"
+        ratios = self.ratio_spread()
+        if self.problems or ratios is None:
+            return "failed"
+        return "regression" if ratios.median < min_ratio else "ok"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AbReport:
+    options: AbOptions
+    revisions: Mapping[Side, Revision]
+    comparisons: tuple[ScenarioRounds, ...]
+    interrupted: bool = False
+
+    def verdicts(self) -> dict[str, Verdict]:
+        return {c.name: c.verdict(self.options.min_ratio) for c in self.comparisons}
+
+    def with_verdict(self, verdict: Verdict) -> list[ScenarioRounds]:
+        min_ratio = self.options.min_ratio
+        return [c for c in self.comparisons if c.verdict(min_ratio) == verdict]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        verdicts = set(self.verdicts().values())
+        if "regression" in verdicts:
+            return ExitCode.REGRESSION
+        if "failed" in verdicts or self.interrupted:
+            return ExitCode.CRASHED_OR_HUNG
+        return ExitCode.PASSED
