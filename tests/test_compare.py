@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from stress.compare import compare, format_comparison, parse_blocks, read_results, run_comparison
+from stress.commands.compare import run_comparison
+from stress.compare import compare, format_comparison
 from stress.errors import ConfigError, ExitCode
 from stress.report import write_reports
+from stress.report.read import parse_blocks, read_results
 from stress.report.text import format_block
 from stress.results import Result
 from tests.test_report_fixtures import loss_result, seed_results, timeout_result

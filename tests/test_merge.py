@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stress.commands.merge import merge, unique_labels
 from stress.errors import ConfigError
 from stress.report import write_reports
+from stress.report.merge import merge, unique_labels
 from stress.results import Result, parse_results_document
 from tests.test_report_fixtures import loss_result, seed_results, timeout_result
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from stress.report import REPORT_FILES, write_atomic, write_reports
+from stress.report import REPORT_FILES, write_reports
+from stress.report.files import write_file_atomically
 from stress.report.summary import render_summary, verdict_line
-from stress.results import RESULTS_VERSION, Result, parse_results_document
+from stress.results import RESULTS_VERSION, Check, Result, parse_results_document
 from tests.test_report_fixtures import (
     ENVIRONMENT,
     loss_result,
@@ -47,9 +48,9 @@ def test_results_json_round_trips_with_environment_and_time(tmp_path: Path) -> N
 
 def test_a_failed_write_keeps_the_previous_file_whole(tmp_path: Path) -> None:
     target = tmp_path / "summary.md"
-    write_atomic(target, "the previous summary\n")
+    write_file_atomically(target, "the previous summary\n")
     with pytest.raises(UnicodeEncodeError):
-        write_atomic(target, "half a summary, then an unencodable \ud800")
+        write_file_atomically(target, "half a summary, then an unencodable \ud800")
     assert target.read_text(encoding="utf-8") == "the previous summary\n"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
 
@@ -206,3 +207,31 @@ def test_the_summary_lists_the_profiles_of_each_failure() -> None:
         "[backpressure-memray-flamegraph.html](backpressure-memray-flamegraph.html)",
         "- CPU flamegraph: [backpressure-cpu-flamegraph.svg](backpressure-cpu-flamegraph.svg)"]
     assert "Profiles of this failure" not in render_summary([loss_result()])
+
+
+def test_a_symlink_planted_in_the_folder_is_replaced_not_written_through(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the kit's\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in REPORT_FILES:
+        (out / name).symlink_to(outside)
+    write_reports(seed_results(), out)
+    assert outside.read_text(encoding="utf-8") == "not the kit's\n"
+    for name in REPORT_FILES:
+        assert not (out / name).is_symlink()
+    assert parse_results_document(json.loads((out / "results.json").read_text(
+        encoding="utf-8"))) == seed_results()
+    write_file_atomically(out / "blob.bin", b"\x00\x01")  # binary artifacts too
+    assert (out / "blob.bin").read_bytes() == b"\x00\x01"
+
+
+def test_the_summary_renders_the_judges_checks_without_judging_again() -> None:
+    short = seed_results()[0]
+    judged = dataclasses.replace(short, checks=(Check(
+        metric="throughput", label="Throughput", limit=10_000, value=22124, better="higher",
+        met=False),))
+    text = render_summary([judged])
+    assert "| Throughput (short) | > 10K | 22K | +121% |" in text
+    assert "Memory (short)" not in text  # only what the judge checked
+    assert "**Missed: Throughput (short)** ❌" in text

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import pytest
 
 from stress.report import write_reports
 from stress.report.html import render_html, throughput_series
 from stress.report.svg import downsample, nice_ticks, tick_label
-from stress.results import Result, Sample
+from stress.report.tables import STATUS_NAMES
+from stress.results import Failure, Result, Sample, Status
 from tests.test_report_fixtures import (
     SHORT,
     loss_result,
@@ -264,3 +265,25 @@ def test_tick_labels_stay_distinct_on_short_runs() -> None:
     ticks = nice_ticks(0, 0.132)
     assert [tick_label(t) for t in ticks] == ["0", "0.05", "0.1", "0.15"]
     assert [tick_label(t) for t in (150, 30.2, 22_000)] == ["150", "30.2", "22K"]
+
+
+def test_a_profilers_evidence_keeps_its_indents() -> None:
+    leak = Failure(kind="leak", message="Leaked memory too high", headline="FAILURE: Memory leak "
+                   "detected", diagnosis=("Messages not freed after processing",),
+                   evidence="  1. 12.0 MB at make_buffer (p.py:40)\n       make_buffer  p.py:40\n")
+    run = dataclasses.replace(memory_result(), failures=(leak,))
+    _, tree = report([run])
+    (failure,) = tree.find_all("div", "failure")
+    assert failure.find_all("p")[-1].text == \
+        "Diagnosis: Memory leak, still allocated at exit (largest first):"
+    (pre,) = failure.find_all("pre", "evidence")
+    assert pre.text == "  1. 12.0 MB at make_buffer (p.py:40)\n       make_buffer  p.py:40"
+    assert failure.find_all("li") == []
+
+
+def test_one_status_table_names_every_status_twice() -> None:
+    assert set(STATUS_NAMES) == set(get_args(Status))
+    assert {s: (n.label, n.word) for s, n in STATUS_NAMES.items()}["timeout"] == \
+        ("⏱️ TIMEOUT", "TIMEOUT")
+    _, tree = report([timeout_result()])
+    assert {b.text for b in tree.find_all("span", "badge")} == {"TIMEOUT"}

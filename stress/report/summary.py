@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from stress.compare import find_match, measured_throughput
 from stress.errors import ExitCode
-from stress.report.rows import (
+from stress.report.tables import (
     change_pct,
     labelled_artifacts,
     performance_row,
@@ -16,9 +15,13 @@ from stress.report.rows import (
     threshold_rows,
 )
 from stress.report.text import format_failure_lines
-from stress.results import Result, overall_exit_code
-
-CRASH_STATUSES = ("timeout", "crashed", "interrupted")
+from stress.results import (
+    UNFINISHED_STATUSES,
+    Result,
+    find_match,
+    measured_throughput,
+    overall_exit_code,
+)
 
 
 def verdict_line(results: list[Result]) -> str:
@@ -30,7 +33,7 @@ def verdict_line(results: list[Result]) -> str:
         if len(results) == 1:
             return f"# Stress: the 1 scenario passed ({results[0].scenario.name})"
         return f"# Stress: all {len(results)} scenarios passed"
-    broken = [r.scenario.name for r in results if r.status in CRASH_STATUSES]
+    broken = [r.scenario.name for r in results if r.status in UNFINISHED_STATUSES]
     failed = [r.scenario.name for r in results if r.status == "failed"]
     parts = []
     if broken:

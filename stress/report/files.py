@@ -1,0 +1,35 @@
+"""Writing into a results folder: whole files only, never through a link planted there.
+
+The folder can be written by the code under test (a container run mounts it), so a name in it
+may already be a symlink to a file elsewhere. ``write_file_atomically`` writes a temporary file
+beside the target and renames it over the target: the rename replaces a link instead of writing
+through it, and readers see the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+# Most filesystems allow 255 bytes per name; leave room for the temporary file's affixes.
+MAX_NAME_BYTES = 200
+
+
+def write_file_atomically(path: Path, data: str | bytes) -> None:
+    """Write beside ``path``, then rename over it; the temporary file never outlives a failure."""
+    # A plain exclusive create (not mkstemp) so the file gets the usual umask permissions, not
+    # 0600; exclusive, so a link at the temporary name is an error, not followed.
+    temp = path.with_name(f".{path.name[:MAX_NAME_BYTES]}.{os.getpid()}."
+                          f"{secrets.token_hex(4)}.tmp")
+    try:
+        if isinstance(data, bytes):
+            with temp.open("xb") as binary:
+                binary.write(data)
+        else:
+            with temp.open("x", encoding="utf-8", newline="\n") as text:
+                text.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
