@@ -226,6 +226,33 @@ def test_a_symlink_planted_in_the_folder_is_replaced_not_written_through(tmp_pat
     assert (out / "blob.bin").read_bytes() == b"\x00\x01"
 
 
+def test_a_hung_run_is_not_all_baselines_exceeded() -> None:
+    # The quit phase hung after a measured run that met its throughput and memory limits.
+    hung = dataclasses.replace(seed_results()[0], status="timeout",
+                               failures=timeout_result().failures)
+    text = render_summary([hung, *seed_results()[1:]])
+    assert "All baselines exceeded" not in text
+    assert "**No threshold missed, but not passed: short** ❌" in text
+    failed = dataclasses.replace(seed_results()[1], status="failed")  # e.g. streams unaccounted
+    assert "All baselines exceeded" not in render_summary([failed])
+    assert "**All baselines exceeded** ✅" in render_summary(seed_results())
+
+
+def test_an_unfinished_runs_loss_is_not_measured_in_summary_and_junit(tmp_path: Path) -> None:
+    hung = dataclasses.replace(loss_result(), status="timeout",
+                               failures=timeout_result().failures)
+    text = render_summary([hung])
+    assert "| Message loss (backpressure) | < 1% | not measured | N/A |" in text
+    assert "15.43%" not in text
+    write_reports([hung], tmp_path)
+    case = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite/testcase")
+    assert case is not None
+    out = case.findtext("system-out") or ""
+    assert "  Message loss: not measured (the run did not finish; 15430 sent but not yet " \
+           "received)" in out
+    assert "15.43%" not in ET.tostring(case, encoding="unicode")
+
+
 def test_the_summary_renders_the_judges_checks_without_judging_again() -> None:
     short = seed_results()[0]
     judged = dataclasses.replace(short, checks=(Check(

@@ -267,6 +267,29 @@ def test_tick_labels_stay_distinct_on_short_runs() -> None:
     assert [tick_label(t) for t in (150, 30.2, 22_000)] == ["150", "30.2", "22K"]
 
 
+def test_a_run_that_measured_nothing_has_no_change_against_the_baseline() -> None:
+    crashed = result(SHORT, status="crashed", duration_s=0.0, throughput=0.0)
+    _, tree = report([crashed], baseline=seed_results()[:1])
+    perf = tree.find_all("table")[0]
+    row = [td.all_text() for td in perf.find_all("tr")[1].find_all("td")]
+    assert row[4:6] == ["22K msg/s", "N/A"]  # as summary.md says, not "-100%"
+    figures = tree.find_all("dl", "figures")[0].all_text()
+    assert "0 tokens/sec (baseline 22,124)" in figures
+
+
+def test_an_unfinished_runs_loss_is_not_measured_on_the_page() -> None:
+    hung = dataclasses.replace(loss_result(), status="timeout",
+                               failures=timeout_result().failures)
+    page, tree = report([hung])
+    section = tree.find_all("section", "scenario")[0]
+    rows = [[td.all_text() for td in tr.find_all("td")] for tr in section.find_all("tr")][1:]
+    assert rows == [["Message loss (backpressure)", "< 1%", "not measured", "N/A",
+                     "not measured"]]
+    figures = section.find_all("dl", "figures")[0].all_text()
+    assert "Message lossnot measured (the run did not finish; 15430 sent" in figures
+    assert "15.43%" not in page
+
+
 def test_a_profilers_evidence_keeps_its_indents() -> None:
     leak = Failure(kind="leak", message="Leaked memory too high", headline="FAILURE: Memory leak "
                    "detected", diagnosis=("Messages not freed after processing",),

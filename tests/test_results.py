@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from stress.results import (
     Check,
     Result,
+    Status,
     checks_of,
     find_match,
     measured_throughput,
@@ -40,6 +43,16 @@ def test_what_was_not_measured_has_no_verdict() -> None:
                         thresholds=Thresholds(max_quit_latency_ms=1000, max_leaked_mb=5))
     bare = result(scenario, duration_s=1.0, quit_latency_ms=None, leaked_mb=None)
     assert [(c.value, c.met) for c in checks_of(bare)] == [(None, None), (None, None)]
+
+
+@pytest.mark.parametrize("status", ["timeout", "crashed", "interrupted"])
+def test_an_unfinished_runs_loss_is_not_measured(status: Status) -> None:
+    hung = dataclasses.replace(loss_result(), status=status)
+    (loss,) = checks_of(hung)
+    assert (loss.metric, loss.value, loss.met) == ("loss_pct", None, None)
+    (finished,) = checks_of(loss_result())
+    assert finished.value == pytest.approx(15.43)
+    assert finished.met is False
 
 
 def test_the_judges_checks_are_kept_and_old_results_get_derived_ones() -> None:

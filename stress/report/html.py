@@ -20,7 +20,6 @@ from stress.report.tables import (
     abbreviate,
     change_pct,
     labelled_artifacts,
-    percent,
     performance_row,
     signed_percent,
     status_name,
@@ -31,6 +30,7 @@ from stress.report.text import (
     diagnosis_intro,
     evidence_lines,
     format_block,
+    loss_text,
 )
 from stress.results import UNFINISHED_STATUSES, Result, Sample, find_match, measured_throughput
 
@@ -102,7 +102,10 @@ def _badge(status: str) -> str:
 
 
 def _change(result: Result, before: float | None) -> float | None:
-    return None if before is None else change_pct(result.metrics.throughput, before)
+    """Throughput against the baseline's, as summary.md has it: none for a run that measured
+    nothing (a crash before the first token is not a -100% change)."""
+    after = measured_throughput(result)
+    return None if before is None or after is None else change_pct(after, before)
 
 
 def _baseline_throughput(result: Result, baseline: list[Result] | None) -> float | None:
@@ -162,7 +165,7 @@ def _figures(result: Result, baseline_throughput: float | None) -> str:
         ("Peak RSS", f"{m.peak_rss_mb:.2f} MB"),
         ("Quit latency", "not measured" if m.quit_latency_ms is None
          else f"{m.quit_latency_ms:.0f}ms"),
-        ("Message loss", percent(m.loss_pct)),
+        ("Message loss", loss_text(result)),
         ("Leaked at exit", "not measured (no memray run)" if m.leaked_mb is None
          else f"{m.leaked_mb:.2f} MB"),
     ]

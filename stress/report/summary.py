@@ -89,6 +89,16 @@ def baseline_rows(results: list[Result], baseline: list[Result]) -> list[list[st
     return rows
 
 
+def thresholds_verdict(results: list[Result], missed: list[str]) -> str:
+    """The line under the Baseline Comparison: green only when every scenario passed too."""
+    if missed:
+        return f"**Missed: {md_cell(', '.join(missed))}** ❌"
+    not_passed = [r.scenario.name for r in results if not r.passed]
+    if not_passed:  # a hang or crash whose figures happened to meet every threshold
+        return f"**No threshold missed, but not passed: {md_cell(', '.join(not_passed))}** ❌"
+    return "**All baselines exceeded** ✅"
+
+
 def render_summary(results: list[Result], *, baseline: list[Result] | None = None,
                    final: bool = True) -> str:
     passed = sum(r.passed for r in results)
@@ -112,9 +122,7 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
         lines += md_table(["Metric", "Target", "Achieved", "Delta"],
                           [[t.metric, t.target, t.achieved, t.delta] for t in targets])
         missed = [t.metric for t in targets if t.met is not True]
-        lines.append("")
-        lines.append("**All baselines exceeded** ✅" if not missed else
-                     f"**Missed: {md_cell(', '.join(missed))}** ❌")
+        lines += ["", thresholds_verdict(results, missed)]
     else:
         lines.append("_No scenario sets a threshold._")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stress.report.labels import NOT_MEASURED
 from stress.report.text import shows_memory
 from stress.results import Check, Result, checks_of
 
@@ -138,7 +139,7 @@ def threshold_row(check: Check, scenario_name: str) -> ThresholdRow:
     value = check.value
     return ThresholdRow(
         metric=f"{label} ({scenario_name})", target=f"{sign} {written(check.limit)}",
-        achieved="N/A" if value is None else written(value),
+        achieved=NOT_MEASURED if value is None else written(value),
         delta="N/A" if value is None else delta(value, check.limit),
         met=check.met)
 
