@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stress.report import REPORT_FILES, write_reports
-from stress.report.files import write_file_atomically
+from stress.report.files import MAX_NAME_BYTES, bounded_name, write_file_atomically
 from stress.report.summary import render_summary, verdict_line
 from stress.results import RESULTS_VERSION, Check, Result, parse_results_document
 from tests.test_report_fixtures import (
@@ -226,6 +226,21 @@ def test_a_symlink_planted_in_the_folder_is_replaced_not_written_through(tmp_pat
     assert (out / "blob.bin").read_bytes() == b"\x00\x01"
 
 
+def test_file_names_from_long_scenario_names_are_bounded(tmp_path: Path) -> None:
+    long_a, long_b = "a" * 299 + "x", "a" * 299 + "y"
+    names = [bounded_name(f"stress-test-{n}", ".log") for n in (long_a, long_b, "é" * 300)]
+    assert all(len(name.encode()) <= MAX_NAME_BYTES for name in names)
+    assert len(set(names)) == 3  # cut names stay distinct
+    assert all(name.endswith(".log") for name in names)
+    assert bounded_name("stress-test-short", ".log") == "stress-test-short.log"
+    for name in names:
+        write_file_atomically(tmp_path / name, "log\n")
+    long_run = dataclasses.replace(loss_result(), scenario=dataclasses.replace(
+        loss_result().scenario, name=long_a, title="T" * 300))
+    write_reports([long_run], tmp_path / "out")
+    assert long_a in (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+
+
 def test_a_hung_run_is_not_all_baselines_exceeded() -> None:
     # The quit phase hung after a measured run that met its throughput and memory limits.
     hung = dataclasses.replace(seed_results()[0], status="timeout",
@@ -262,3 +277,16 @@ def test_the_summary_renders_the_judges_checks_without_judging_again() -> None:
     assert "| Throughput (short) | > 10K | 22K | +121% |" in text
     assert "Memory (short)" not in text  # only what the judge checked
     assert "**Missed: Throughput (short)** ❌" in text
+
+
+def test_text_from_targets_cannot_become_markup_or_workflow_commands() -> None:
+    hostile = loss_result()
+    failure = dataclasses.replace(
+        hostile.failures[0], message="the target raised RuntimeError: boom\n"
+        "::add-mask::secret\n  ::error::fake &amp; <b>bold</b>")
+    hostile = dataclasses.replace(hostile, failures=(failure,), scenario=dataclasses.replace(
+        hostile.scenario, title="Loss &lt;b&gt; &amp; line\nbreak\r\n::warning::x"))
+    text = render_summary([hostile])
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines())
+    assert "\n\u200b::add-mask::secret\n  \u200b::error::fake &amp; <b>bold</b>\n" in text
+    assert "### Loss &amp;lt;b&amp;gt; &amp;amp; line break ::warning::x (backpressure)" in text

@@ -8,6 +8,7 @@ through it, and readers see the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -33,3 +34,15 @@ def write_file_atomically(path: Path, data: str | bytes) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def bounded_name(stem: str, suffix: str = "") -> str:
+    """A file name from a scenario name that fits the filesystem: long stems are cut and given
+    a hash of the whole, so two long names that share a start still get two files."""
+    name = stem + suffix
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
+    room = MAX_NAME_BYTES - len(suffix.encode()) - len(digest) - 1
+    cut = stem.encode()[:room].decode(errors="ignore")
+    return f"{cut}-{digest}{suffix}"

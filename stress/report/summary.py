@@ -44,9 +44,21 @@ def verdict_line(results: list[Result]) -> str:
 
 
 def md_cell(text: str) -> str:
-    """Table cells: a pipe would split the cell and a tag would be rendered as HTML."""
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text from a run on one line of markdown: a pipe would split a table cell, a line break
+    end it, a tag or an entity be rendered as HTML."""
+    text = text.replace("&", "&amp;").replace("\\", "\\\\").replace("|", "\\|")
+    text = re.sub(r"\r\n|[\r\n\u2028\u2029]", " ", text)
     return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+
+
+# A line that starts with "::" is a workflow command to GitHub when the summary is printed in a
+# step's log (::add-mask::, ::stop-commands::, ::error::); a zero-width space in front makes it
+# plain text and shows nothing.
+_WORKFLOW_COMMAND = re.compile(r"^(\s*)::", re.MULTILINE)
+
+
+def no_workflow_commands(text: str) -> str:
+    return _WORKFLOW_COMMAND.sub("\\1\u200b::", text)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -149,4 +161,4 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
     if results:
         lines += ["", "_Plots, flamegraphs, leak reports and logs: report.html in the results "
                       "folder._"]
-    return "\n".join(lines) + "\n"
+    return no_workflow_commands("\n".join(lines)) + "\n"
