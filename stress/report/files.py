@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 # Most filesystems allow 255 bytes per name; leave room for the temporary file's affixes.
@@ -31,6 +32,24 @@ def write_file_atomically(path: Path, data: str | bytes) -> None:
             with temp.open("x", encoding="utf-8", newline="\n") as text:
                 text.write(data)
         os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def copy_file_atomically(source: Path, target: Path) -> None:
+    """Copy a regular file the same way: never through a link at ``target``, never a link's
+    target at ``source`` (a link there could point at any file of the machine)."""
+    if source.is_symlink() or not source.is_file():
+        raise OSError(f"{source}: not a regular file")
+    temp = target.with_name(f".{target.name[:MAX_NAME_BYTES]}.{os.getpid()}."
+                            f"{secrets.token_hex(4)}.tmp")
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(source, flags), "rb") as reader, temp.open("xb") as writer:
+            shutil.copyfileobj(reader, writer)
+        shutil.copystat(source, temp)
+        os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

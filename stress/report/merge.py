@@ -1,7 +1,9 @@
 """Several results folders (one per CI matrix job) merged into one.
 
 Artifacts are copied into OUT/<folder's name>/ so OUT is complete on its own (upload it as one
-artifact); a folder already inside OUT is referenced where it is, without a copy.
+artifact); a folder already inside OUT is referenced where it is, without a copy. A folder may
+come from a run of untrusted code, so links in it are never followed out of it, and a copy
+replaces a link planted in OUT instead of writing through it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from stress.errors import ConfigError
+from stress.report.files import copy_file_atomically
 from stress.report.read import read_results_json
 from stress.results import Result
 
@@ -30,6 +33,15 @@ def unique_labels(folders: list[Path]) -> list[str]:
     return labels
 
 
+def _links(folder: str, names: list[str]) -> set[str]:
+    """Links inside a copied folder are left behind: they could point anywhere."""
+    return {name for name in names if os.path.islink(os.path.join(folder, name))}
+
+
+def _copy(source: str, target: str) -> None:
+    copy_file_atomically(Path(source), Path(target))
+
+
 def place_artifacts(result: Result, folder: Path, out: Path, label: str,
                     warnings: list[str]) -> dict[str, str]:
     """The result's artifacts as paths relative to OUT, copying those that live outside it."""
@@ -42,16 +54,21 @@ def place_artifacts(result: Result, folder: Path, out: Path, label: str,
                             "its folder; left out")
             continue
         source = folder / path
+        if not source.resolve().is_relative_to(folder.resolve()):  # a link out of the folder
+            warnings.append(f"{folder}: {result.scenario.name} {role} {relative!r} links outside "
+                            "its folder; left out")
+            continue
         if source.resolve().is_relative_to(out_resolved):
             placed[role] = Path(os.path.relpath(source.resolve(), out_resolved)).as_posix()
             continue
         target = PurePosixPath(label) / path
         placed[role] = str(target)
         if source.is_dir():
-            shutil.copytree(source, out / target, dirs_exist_ok=True)
+            shutil.copytree(source.resolve(), out / target, dirs_exist_ok=True,
+                            ignore=_links, copy_function=_copy)
         elif source.is_file():
             (out / target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, out / target)
+            copy_file_atomically(source.resolve(), out / target)
         else:
             warnings.append(f"{source}: {result.scenario.name}'s {role} is missing; "
                             "its link is marked missing")
