@@ -310,3 +310,13 @@ def test_one_status_table_names_every_status_twice() -> None:
         ("⏱️ TIMEOUT", "TIMEOUT")
     _, tree = report([timeout_result()])
     assert {b.text for b in tree.find_all("span", "badge")} == {"TIMEOUT"}
+
+
+def test_an_artifact_name_too_long_for_the_filesystem_is_marked_missing(tmp_path: Path) -> None:
+    name = "a" * 300
+    run = dataclasses.replace(timeout_result(), scenario=dataclasses.replace(
+        timeout_result().scenario, name=name), artifacts={"log": f"stress-test-{name}.log"})
+    write_reports([run], tmp_path)  # the runner could not write that log; the reports still are
+    tree = parse((tmp_path / "report.html").read_text(encoding="utf-8"))
+    (item,) = tree.find_all("ul", "artifacts")[0].find_all("li")
+    assert item.all_text() == f"Log: stress-test-{name}.log (missing)"

@@ -232,12 +232,21 @@ def _charts(result: Result, baseline_throughput: float | None) -> str:
     return f'<div class="charts">{"".join(figures)}</div>'
 
 
+def _exists(path: Path) -> bool:
+    """False, not an error, for a name the filesystem cannot hold (a run that failed to write
+    it still gets its report)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _artifacts(result: Result, out_dir: Path | None) -> str:
     if not result.artifacts:
         return '<p class="no-data">No files were recorded for this scenario.</p>'
     items = []
     for label, path in labelled_artifacts(result):
-        missing = out_dir is not None and not (out_dir / path).exists()
+        missing = out_dir is not None and not _exists(out_dir / path)
         flag = ' <span class="missing">(missing)</span>' if missing else ""
         # quote() keeps "/" but escapes ":" so no path can become a javascript: URL.
         items.append(f'<li>{escape(label)}: <a href="{escape(quote(path))}">{escape(path)}</a>'
