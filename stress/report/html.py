@@ -116,23 +116,32 @@ def _baseline_throughput(result: Result, baseline: list[Result] | None) -> float
 
 
 def _performance_table(results: list[Result], baseline: list[Result] | None) -> str:
-    header = ["Test", "Messages", "Duration", "Throughput", "Memory", "Status"]
-    if baseline is not None:
-        header[4:4] = ["Baseline", "Change"]
+    """The seed's table; with a baseline, its throughput and the change sit after ours."""
+    compared = ["Baseline", "Change"] if baseline is not None else []
+    header = ["Test", "Messages", "Duration", "Throughput", *compared, "Memory", "Status"]
     rows = []
     for index, result in enumerate(results):
         perf = performance_row(result)
-        link = f'<a href="#{_id(index, result)}">{escape(perf.test)}</a>'
-        row = [link, perf.messages, perf.duration, escape(perf.throughput), escape(perf.memory),
-               _badge(result.status)]
+        cells = {
+            "Test": f'<a href="#{_id(index, result)}">{escape(perf.test)}</a>',
+            "Messages": perf.messages,
+            "Duration": perf.duration,
+            "Throughput": escape(perf.throughput),
+        }
         if baseline is not None:
             before = _baseline_throughput(result, baseline)
             change = _change(result, before)
-            row[4:4] = ["not in baseline" if before is None else f"{abbreviate(before)} msg/s",
-                        "N/A" if change is None else signed_percent(change)]
-        rows.append(row)
-    numeric = {1, 2, 3, 4, 5} if baseline is not None else {1, 2, 3}
+            cells["Baseline"] = ("not in baseline" if before is None
+                                 else f"{abbreviate(before)} msg/s")
+            cells["Change"] = "N/A" if change is None else signed_percent(change)
+        cells["Memory"] = escape(perf.memory)
+        cells["Status"] = _badge(result.status)
+        rows.append([cells[name] for name in header])
+    numeric = {i for i, name in enumerate(header) if name in _NUMERIC_COLUMNS}
     return _table(header, rows, numeric=numeric)
+
+
+_NUMERIC_COLUMNS = frozenset({"Messages", "Duration", "Throughput", "Baseline", "Change"})
 
 
 def _thresholds_table(result: Result) -> str:
