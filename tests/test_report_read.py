@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,13 @@ def test_a_folder_stands_for_its_results_json(tmp_path: Path) -> None:
     write_reports(seed_results()[:2], tmp_path)
     assert read_results(tmp_path) == read_results_json(tmp_path / "results.json")
     assert [r.scenario.name for r in read_results(tmp_path)] == ["short", "medium"]
+
+
+def test_a_hung_runs_loss_that_was_not_measured_is_not_read_as_a_figure() -> None:
+    hung = dataclasses.replace(loss_result(), status="timeout",
+                               failures=timeout_result().failures)
+    assert "  Message loss: not measured (the run did not finish; 15430 sent" in \
+        format_block(hung)
+    (parsed,) = parse_blocks(format_block(hung))
+    assert (parsed.status, parsed.metrics.loss_pct) == ("timeout", 0.0)
+    assert parsed.metrics.messages_sent == 100_000

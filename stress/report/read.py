@@ -73,8 +73,12 @@ class _Block:
         match = _FIELD.match(line)
         if not match or match["key"].lower() not in _FIELDS:
             return
+        if match["value"].startswith(labels.NOT_MEASURED):
+            # "Quit latency: not measured", or a hung run's "Message loss: not measured (...;
+            # 15430 sent but not yet received)": the figure in it is not the metric.
+            return
         figure = _NUMBER.search(match["value"])
-        if figure is None:  # e.g. "Quit latency: not measured"
+        if figure is None:
             return
         where, name = _FIELDS[match["key"].lower()]
         value: float | int = float(figure[0].replace(",", ""))
