@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from stress.report import REPORT_FILES, write_reports
-from stress.report.files import MAX_NAME_BYTES, bounded_name, write_file_atomically
+from stress.report.files import (
+    MAX_NAME_BYTES,
+    bounded_name,
+    open_new_text_file,
+    write_file_atomically,
+)
 from stress.report.summary import render_summary, verdict_line
 from stress.results import RESULTS_VERSION, Check, Result, parse_results_document
 from tests.test_report_fixtures import (
@@ -290,3 +295,18 @@ def test_text_from_targets_cannot_become_markup_or_workflow_commands() -> None:
     assert not any(line.lstrip().startswith("::") for line in text.splitlines())
     assert "\n\u200b::add-mask::secret\n  \u200b::error::fake &amp; <b>bold</b>\n" in text
     assert "### Loss &amp;lt;b&amp;gt; &amp;amp; line break ::warning::x (backpressure)" in text
+
+
+def test_a_streamed_file_replaces_a_planted_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the kit's\n", encoding="utf-8")
+    log = tmp_path / "stress-test-short.log"
+    log.symlink_to(outside)
+    with open_new_text_file(log) as handle:
+        handle.write("# scenario short\n")
+    assert outside.read_text(encoding="utf-8") == "not the kit's\n"
+    assert not log.is_symlink()
+    assert log.read_text(encoding="utf-8") == "# scenario short\n"
+    with open_new_text_file(log) as handle:  # an earlier run's log is truncated
+        handle.write("again\n")
+    assert log.read_text(encoding="utf-8") == "again\n"

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import TextIO
 
 # Most filesystems allow 255 bytes per name; leave room for the temporary file's affixes.
 MAX_NAME_BYTES = 200
@@ -35,6 +36,15 @@ def write_file_atomically(path: Path, data: str | bytes) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def open_new_text_file(path: Path) -> TextIO:
+    """A file to stream into (a log), created afresh: a link at ``path`` is removed, not
+    followed, and one planted again in between makes the open fail instead of writing through."""
+    if path.is_symlink():
+        path.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, 0o666), "w", encoding="utf-8", newline="\n")
 
 
 def copy_file_atomically(source: Path, target: Path) -> None:
