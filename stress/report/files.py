@@ -1,9 +1,12 @@
 """Writing into a results folder: whole files only, never through a link planted there.
 
 The folder can be written by the code under test (a container run mounts it), so a name in it
-may already be a symlink to a file elsewhere. ``write_file_atomically`` writes a temporary file
-beside the target and renames it over the target: the rename replaces a link instead of writing
-through it, and readers see the old file or the new one, never half of one.
+may already be a symlink to a file elsewhere. ``write_file_atomically`` (a report, a profile)
+and ``copy_file_atomically`` (merge) write a temporary file beside the target and rename it over
+the target: the rename replaces a link instead of writing through it, and readers see the old
+file or the new one, never half of one. ``open_new_text_file`` is for a file streamed while a
+run goes (a log), and ``bounded_name`` keeps a name derived from a scenario name within what
+the filesystem allows.
 """
 
 from __future__ import annotations
