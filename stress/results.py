@@ -141,25 +141,26 @@ def threshold_checks(scenario: Scenario, metrics: Metrics, status: Status) -> tu
 
     A limit is met strictly (a throughput above its minimum, the others below their maximum).
     A value that was not measured has no verdict: quit latency when no quit was requested,
-    leaked memory without a memray run, and the loss of a run that did not finish (the tokens
-    still in the channel when it stopped were in flight, not lost).
+    leaked memory without a memray run, and every figure of a run that did not finish (what it
+    had done when it stopped is not a measurement: tokens still in the channel were in flight,
+    not lost).
     """
     limits = scenario.thresholds
-    unfinished = status in UNFINISHED_STATUSES
+    finished = status not in UNFINISHED_STATUSES
     judged: list[tuple[str, str, float | None, float | None, Literal["higher", "lower"]]] = [
         ("throughput", "Throughput", limits.min_throughput, metrics.throughput, "higher"),
-        ("memory_growth_mb", "Memory", limits.max_memory_growth_mb, metrics.memory_growth_mb,
-         "lower"),
+        ("memory_growth_mb", "Memory growth", limits.max_memory_growth_mb,
+         metrics.memory_growth_mb, "lower"),
         ("quit_latency_ms", "Quit latency", limits.max_quit_latency_ms, metrics.quit_latency_ms,
          "lower"),
-        ("loss_pct", "Message loss", limits.max_loss_pct,
-         None if unfinished else metrics.loss_pct, "lower"),
+        ("loss_pct", "Message loss", limits.max_loss_pct, metrics.loss_pct, "lower"),
         ("leaked_mb", "Leaked at exit", limits.max_leaked_mb, metrics.leaked_mb, "lower"),
     ]
     checks = []
-    for metric, label, limit, value, better in judged:
+    for metric, label, limit, figure, better in judged:
         if limit is None:
             continue
+        value = figure if finished else None
         met = None if value is None else value > limit if better == "higher" else value < limit
         checks.append(Check(metric=metric, label=label, limit=limit, value=value, better=better,
                             met=met))

@@ -17,7 +17,7 @@ from stress.report.files import (
     write_file_atomically,
 )
 from stress.report.summary import render_summary, verdict_line
-from stress.results import RESULTS_VERSION, Check, Result, parse_results_document
+from stress.results import RESULTS_VERSION, Check, Result, checks_of, parse_results_document
 from tests.test_report_fixtures import (
     ENVIRONMENT,
     loss_result,
@@ -252,9 +252,13 @@ def test_a_hung_run_is_not_all_baselines_exceeded() -> None:
                                failures=timeout_result().failures)
     text = render_summary([hung, *seed_results()[1:]])
     assert "All baselines exceeded" not in text
-    assert "**No threshold missed, but not passed: short** ❌" in text
+    assert "**Not measured: Throughput (short), Memory (short)** ❌" in text
     failed = dataclasses.replace(seed_results()[1], status="failed")  # e.g. streams unaccounted
     assert "All baselines exceeded" not in render_summary([failed])
+    assert "**No threshold missed, but not passed: medium** ❌" in render_summary([failed])
+    both = render_summary([hung, memory_result()])
+    assert "**Missed: Memory (medium); Not measured: Throughput (short), Memory (short)** ❌" \
+        in both
     assert "**All baselines exceeded** ✅" in render_summary(seed_results())
 
 
@@ -271,6 +275,12 @@ def test_an_unfinished_runs_loss_is_not_measured_in_summary_and_junit(tmp_path: 
     assert "  Message loss: not measured (the run did not finish; 15430 sent but not yet " \
            "received)" in out
     assert "15.43%" not in ET.tostring(case, encoding="unicode")
+
+
+def test_the_judges_checks_are_shown_in_the_seeds_order() -> None:
+    short = seed_results()[0]
+    judged = dataclasses.replace(short, checks=tuple(reversed(checks_of(short))))
+    assert render_summary([judged]) == render_summary([short])
 
 
 def test_the_summary_renders_the_judges_checks_without_judging_again() -> None:

@@ -27,7 +27,7 @@ def test_each_threshold_gets_a_check_with_its_verdict() -> None:
     assert threshold_checks(short.scenario, short.metrics, short.status) == (
         Check(metric="throughput", label="Throughput", limit=10_000, value=22124,
               better="higher", met=True),
-        Check(metric="memory_growth_mb", label="Memory", limit=100, value=45.32,
+        Check(metric="memory_growth_mb", label="Memory growth", limit=100, value=45.32,
               better="lower", met=True))
 
 
@@ -50,6 +50,9 @@ def test_an_unfinished_runs_loss_is_not_measured(status: Status) -> None:
     hung = dataclasses.replace(loss_result(), status=status)
     (loss,) = checks_of(hung)
     assert (loss.metric, loss.value, loss.met) == ("loss_pct", None, None)
+    # Nor is any other figure of a run that did not finish.
+    short = dataclasses.replace(seed_results()[0], status=status)
+    assert [(c.value, c.met) for c in checks_of(short)] == [(None, None), (None, None)]
     (finished,) = checks_of(loss_result())
     assert finished.value == pytest.approx(15.43)
     assert finished.met is False

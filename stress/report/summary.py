@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from stress.errors import ExitCode
 from stress.report.tables import (
+    ThresholdRow,
     change_pct,
     labelled_artifacts,
     performance_row,
@@ -101,12 +102,17 @@ def baseline_rows(results: list[Result], baseline: list[Result]) -> list[list[st
     return rows
 
 
-def thresholds_verdict(results: list[Result], missed: list[str]) -> str:
-    """The line under the Baseline Comparison: green only when every scenario passed too."""
-    if missed:
-        return f"**Missed: {md_cell(', '.join(missed))}** ❌"
+def thresholds_verdict(results: list[Result], rows: list[ThresholdRow]) -> str:
+    """The line under the Baseline Comparison: green only when every threshold was measured and
+    met and every scenario passed."""
+    missed = [row.metric for row in rows if row.met is False]
+    unmeasured = [row.metric for row in rows if row.met is None]
     not_passed = [r.scenario.name for r in results if not r.passed]
-    if not_passed:  # a hang or crash whose figures happened to meet every threshold
+    if missed or unmeasured:
+        parts = [f"Missed: {', '.join(missed)}"] if missed else []
+        parts += [f"Not measured: {', '.join(unmeasured)}"] if unmeasured else []
+        return f"**{md_cell('; '.join(parts))}** ❌"
+    if not_passed:  # e.g. streams unaccounted for, with every figure within its limit
         return f"**No threshold missed, but not passed: {md_cell(', '.join(not_passed))}** ❌"
     return "**All baselines exceeded** ✅"
 
@@ -133,8 +139,7 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
     if targets:
         lines += md_table(["Metric", "Target", "Achieved", "Delta"],
                           [[t.metric, t.target, t.achieved, t.delta] for t in targets])
-        missed = [t.metric for t in targets if t.met is not True]
-        lines += ["", thresholds_verdict(results, missed)]
+        lines += ["", thresholds_verdict(results, targets)]
     else:
         lines.append("_No scenario sets a threshold._")
 

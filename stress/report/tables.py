@@ -145,7 +145,11 @@ def threshold_row(check: Check, scenario_name: str) -> ThresholdRow:
 
 
 def threshold_rows(result: Result) -> list[ThresholdRow]:
-    return [threshold_row(check, result.scenario.name) for check in checks_of(result)]
+    """One row per check, in the seed's table order whatever order the judge found them in."""
+    order = list(CHECK_FORMATS)
+    checks = sorted(checks_of(result), key=lambda check: order.index(check.metric)
+                    if check.metric in order else len(order))
+    return [threshold_row(check, result.scenario.name) for check in checks]
 
 
 def performance_row(result: Result) -> PerformanceRow:
