@@ -170,3 +170,19 @@ def test_in_an_appended_log_the_latest_block_counts(tmp_path: Path) -> None:
     results = read_results(log)
     assert [(r.scenario.title, r.metrics.throughput) for r in results] == [
         ("1M Short Messages", 30000), ("1M Medium Messages", 10142)]
+
+
+def test_the_reporters_sit_below_compare_and_the_judge() -> None:
+    """Results flow one way: the judge fills them, the reporters render, compare reads them."""
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "stress" / "report"
+    for module in sorted(package.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        assert not {name for name in imported
+                    if name.startswith(("stress.compare", "stress.judge", "stress.engine"))}, \
+            module.name
