@@ -61,6 +61,9 @@ class Failure:
     message: str  # e.g. "Message loss too high: 15.43% (sent: 100000, received: 84570)"
     headline: str  # e.g. "FAILURE: Significant message loss under backpressure"
     diagnosis: tuple[str, ...] = ()
+    # What a profiler found, verbatim (memray's leak report: sites with their stacks indented
+    # below); reports show it in place of the generic diagnosis.
+    evidence: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +134,64 @@ def parse_results_document(data: dict[str, Any]) -> list[Result]:
         raise ValueError(f"unsupported results.json version {version!r} "
                          f"(this kit reads version {RESULTS_VERSION})")
     return [Result.from_dict(entry) for entry in data["scenarios"]]
+
+
+def threshold_checks(scenario: Scenario, metrics: Metrics, status: Status) -> tuple[Check, ...]:
+    """Every threshold the scenario sets with its verdict: the one place a verdict is computed.
+
+    A limit is met strictly (a throughput above its minimum, the others below their maximum).
+    A value that was not measured has no verdict: quit latency when no quit was requested,
+    leaked memory without a memray run, and every figure of a run that did not finish (what it
+    had done when it stopped is not a measurement: tokens still in the channel were in flight,
+    not lost).
+    """
+    limits = scenario.thresholds
+    finished = status not in UNFINISHED_STATUSES
+    judged: list[tuple[str, str, float | None, float | None, Literal["higher", "lower"]]] = [
+        ("throughput", "Throughput", limits.min_throughput, metrics.throughput, "higher"),
+        ("memory_growth_mb", "Memory growth", limits.max_memory_growth_mb,
+         metrics.memory_growth_mb, "lower"),
+        ("quit_latency_ms", "Quit latency", limits.max_quit_latency_ms, metrics.quit_latency_ms,
+         "lower"),
+        ("loss_pct", "Message loss", limits.max_loss_pct, metrics.loss_pct, "lower"),
+        ("leaked_mb", "Leaked at exit", limits.max_leaked_mb, metrics.leaked_mb, "lower"),
+    ]
+    checks = []
+    for metric, label, limit, figure, better in judged:
+        if limit is None:
+            continue
+        value = figure if finished else None
+        met = None if value is None else value > limit if better == "higher" else value < limit
+        checks.append(Check(metric=metric, label=label, limit=limit, value=value, better=better,
+                            met=met))
+    return tuple(checks)
+
+
+def checks_of(result: Result) -> tuple[Check, ...]:
+    """The judge's checks; derived from the thresholds for results that predate them."""
+    if result.checks:
+        return result.checks
+    return threshold_checks(result.scenario, result.metrics, result.status)
+
+
+def find_match(result: Result, candidates: list[Result]) -> Result | None:
+    """The candidate for the same scenario: same name, else same title (case-insensitive)."""
+    for candidate in candidates:
+        if candidate.scenario.name == result.scenario.name:
+            return candidate
+    title = result.scenario.title.casefold()
+    for candidate in candidates:
+        if candidate.scenario.title.casefold() == title:
+            return candidate
+    return None
+
+
+def measured_throughput(result: Result) -> float | None:
+    """None when the run measured nothing (no duration): there is no figure to compare."""
+    m = result.metrics
+    if m.duration_s <= 0 and m.throughput <= 0:
+        return None
+    return m.throughput
 
 
 def overall_exit_code(results: list[Result]) -> ExitCode:

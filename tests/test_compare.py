@@ -10,56 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from stress.compare import compare, format_comparison, parse_blocks, read_results, run_comparison
+from stress.commands.compare import run_comparison
+from stress.compare import compare, format_comparison
 from stress.errors import ConfigError, ExitCode
 from stress.report import write_reports
 from stress.report.text import format_block
 from stress.results import Result
-from tests.test_report_fixtures import loss_result, seed_results, timeout_result
+from tests.test_report_fixtures import seed_results, timeout_result
 
 REPO = Path(__file__).resolve().parents[1]
-
-# A log as the seed's workflow captures it (`cargo test ... | tee baseline.log`): noise
-# around the blocks, the Rust panic lines, a block without a throughput line.
-SEED_STYLE_LOG = """\
-running 2 tests
-=== Stress Test Results: 1M Short Messages ===
-Configuration:
-  Messages: 1000000
-  Message size: 10 chars
-
-Results:
-  Total messages received: 1000245
-  Total tokens received: 1000000
-  Streams completed: 1
-  Errors: 0
-  Duration: 45.234s
-  Throughput: 22124 tokens/sec
-  Memory growth: 45.32 MB
-
-✅ Test passed!
-test stress_test_1m_short_messages ... ok
-=== Stress Test Results: Backpressure Handling ===
-Configuration:
-  Messages: 100000
-  Channel buffer: 100
-  Consumer delay: 100 μs/message
-
-Results:
-  Messages sent by backend: 100000
-  Tokens received by consumer: 84570
-  Streams completed: 1
-  Errors: 0
-  Duration: 12.345s
-  Message loss: 15.43%
-thread 'stress_test_backpressure_handling' panicked at tui/tests/stress_test.rs:785:9:
-assertion failed: loss_percentage < 1.0
-Message loss too high: 15.43% (sent: 100000, received: 84570)
-
-FAILURE: Significant message loss under backpressure
-test result: FAILED. 1 passed; 1 failed
-"""
-
 
 def with_throughput(results: list[Result], **throughputs: float) -> list[Result]:
     return [dataclasses.replace(r, metrics=dataclasses.replace(
@@ -72,42 +31,6 @@ def write_log(path: Path, results: list[Result]) -> Path:
     path.write_text("--- scenario\n" + "\n--- scenario\n".join(map(format_block, results))
                     + "\n5 scenario(s): 5 passed\n", encoding="utf-8")
     return path
-
-
-def test_the_seed_style_log_is_read_block_by_block() -> None:
-    short, backpressure = parse_blocks(SEED_STYLE_LOG)
-    assert (short.scenario.title, short.scenario.messages, short.scenario.message_size) == \
-        ("1M Short Messages", 1_000_000, 10)
-    assert short.passed
-    assert short.metrics.throughput == 22124
-    assert short.metrics.memory_growth_mb == 45.32
-    assert short.metrics.duration_s == 45.234
-    assert backpressure.status == "failed"
-    assert backpressure.scenario.consumer_delay_us == 100
-    assert backpressure.metrics.messages_sent == 100_000
-    assert backpressure.metrics.loss_pct == 15.43
-    # No throughput line in a backpressure block: tokens over duration instead.
-    assert backpressure.metrics.throughput == pytest.approx(84_570 / 12.345)
-
-
-def test_a_block_read_back_keeps_its_figures() -> None:
-    for original in [*seed_results(), loss_result(), timeout_result()]:
-        (parsed,) = parse_blocks(format_block(original))
-        assert parsed.scenario.title == original.scenario.title
-        assert parsed.scenario.messages == original.scenario.messages
-        assert parsed.status == original.status
-        assert parsed.metrics.tokens_received == original.metrics.tokens_received
-        assert parsed.metrics.duration_s == pytest.approx(original.metrics.duration_s)
-        assert parsed.metrics.throughput == pytest.approx(original.metrics.throughput, rel=1e-3)
-
-
-def test_the_runners_log_header_names_the_scenario() -> None:
-    text = "# scenario short (1M Short Messages), target x, started now\n" + \
-        format_block(seed_results()[0])
-    (parsed,) = parse_blocks(text)
-    assert parsed.scenario.name == "short"
-    (unnamed,) = parse_blocks(format_block(seed_results()[0]))
-    assert unnamed.scenario.name == "1m-short-messages"
 
 
 def test_a_drop_past_the_limit_is_a_regression() -> None:
@@ -177,27 +100,6 @@ def test_json_against_a_log_matches_by_title(tmp_path: Path,
     assert run_comparison(write_log(tmp_path / "base.log", seed_results()), log, 20) == 3
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "no such file"),
-    ("just some output\nThroughput: 5 tokens/sec\n", "no '=== Stress Test Results: TITLE ===' "
-                                                     "block found"),
-    ('{"version": 99, "scenarios": []}', "unsupported results.json version 99"),
-    ('{"results": []}', "not a stress results.json (no 'scenarios' key)"),
-    ("{not json", "not a stress results.json"),
-])
-def test_bad_input_is_one_line_naming_the_file(tmp_path: Path, content: str | None,
-                                               message: str) -> None:
-    path = tmp_path / "input.txt"
-    if content is not None:
-        path.write_text(content, encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
-        read_results(path)
-    text = str(caught.value)
-    assert text.startswith(f"{path}: ")
-    assert message in text
-    assert "\n" not in text
-
-
 def test_no_scenario_in_common_is_a_usage_error(tmp_path: Path) -> None:
     base = write_log(tmp_path / "a.log", seed_results()[:1])
     current = write_log(tmp_path / "b.log", seed_results()[1:2])
@@ -239,13 +141,3 @@ def test_the_command_and_the_ci_script_exit_3_on_a_regression(tmp_path: Path,
     assert done.returncode == 2
     assert done.stderr == f"error: {tmp_path / 'missing.log'}: no such file; expected a " \
                           "results.json or the text log of a stress run\n"
-
-
-def test_in_an_appended_log_the_latest_block_counts(tmp_path: Path) -> None:
-    first, second = seed_results()[:2]
-    faster = with_throughput([first], short=30000)[0]
-    log = tmp_path / "appended.log"
-    log.write_text("\n".join(format_block(r) for r in (first, second, faster)), encoding="utf-8")
-    results = read_results(log)
-    assert [(r.scenario.title, r.metrics.throughput) for r in results] == [
-        ("1M Short Messages", 30000), ("1M Medium Messages", 10142)]

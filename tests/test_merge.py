@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stress.commands.merge import merge, unique_labels
 from stress.errors import ConfigError
 from stress.report import write_reports
+from stress.report.merge import merge, unique_labels
 from stress.results import Result, parse_results_document
 from tests.test_report_fixtures import loss_result, seed_results, timeout_result
 
@@ -115,3 +115,34 @@ def test_a_folder_without_results_is_one_clear_line(tmp_path: Path) -> None:
     assert done.stderr == f"error: {tmp_path / 'nowhere'}: no such folder; pass results " \
                           "folders that each hold a results.json\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_links_are_not_followed_out_of_a_folder_or_into_out(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the artifact\n", encoding="utf-8")
+    folder = job_folder(tmp_path / "job", seed_results()[:1])
+    (folder / "stress-test-short.log").unlink()
+    (folder / "stress-test-short.log").symlink_to(secret)
+    (folder / "memray" / "stolen.txt").symlink_to(secret)
+    (folder / "memray" / "stats.txt").write_text("stats\n", encoding="utf-8")
+    with_folder = dataclasses.replace(seed_results()[0], artifacts={
+        "log": "stress-test-short.log", "memray_flamegraph": "memray/short-flamegraph.html",
+        "memray_stats_txt": "memray"})  # a whole folder as one artifact
+    write_reports([with_folder], folder)
+    out = tmp_path / "out"
+    (out / "job" / "memray").mkdir(parents=True)
+    planted = tmp_path / "planted.txt"
+    planted.write_text("keep me\n", encoding="utf-8")
+    (out / "job" / "memray" / "short-flamegraph.html").symlink_to(planted)
+    merged, warnings = merge([folder], out)
+    assert merged[0].artifacts == {"memray_flamegraph": "job/memray/short-flamegraph.html",
+                                   "memray_stats_txt": "job/memray"}
+    assert (out / "job" / "memray" / "stats.txt").read_text(encoding="utf-8") == "stats\n"
+    assert warnings == [f"{folder}: short log 'stress-test-short.log' links outside its "
+                        "folder; left out"]
+    assert not (out / "job" / "stress-test-short.log").exists()
+    assert not (out / "job" / "memray" / "stolen.txt").exists()
+    copied = out / "job" / "memray" / "short-flamegraph.html"
+    assert not copied.is_symlink()
+    assert copied.read_text(encoding="utf-8") == "<html></html>"
+    assert planted.read_text(encoding="utf-8") == "keep me\n"

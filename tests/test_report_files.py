@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from stress.report import REPORT_FILES, write_atomic, write_reports
+from stress.report import REPORT_FILES, write_reports
+from stress.report.files import (
+    MAX_NAME_BYTES,
+    bounded_name,
+    open_new_text_file,
+    write_file_atomically,
+)
 from stress.report.summary import render_summary, verdict_line
-from stress.results import RESULTS_VERSION, Result, parse_results_document
+from stress.results import RESULTS_VERSION, Check, Result, checks_of, parse_results_document
 from tests.test_report_fixtures import (
     ENVIRONMENT,
     loss_result,
@@ -47,9 +53,9 @@ def test_results_json_round_trips_with_environment_and_time(tmp_path: Path) -> N
 
 def test_a_failed_write_keeps_the_previous_file_whole(tmp_path: Path) -> None:
     target = tmp_path / "summary.md"
-    write_atomic(target, "the previous summary\n")
+    write_file_atomically(target, "the previous summary\n")
     with pytest.raises(UnicodeEncodeError):
-        write_atomic(target, "half a summary, then an unencodable \ud800")
+        write_file_atomically(target, "half a summary, then an unencodable \ud800")
     assert target.read_text(encoding="utf-8") == "the previous summary\n"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
 
@@ -206,3 +212,111 @@ def test_the_summary_lists_the_profiles_of_each_failure() -> None:
         "[backpressure-memray-flamegraph.html](backpressure-memray-flamegraph.html)",
         "- CPU flamegraph: [backpressure-cpu-flamegraph.svg](backpressure-cpu-flamegraph.svg)"]
     assert "Profiles of this failure" not in render_summary([loss_result()])
+
+
+def test_a_symlink_planted_in_the_folder_is_replaced_not_written_through(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the kit's\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in REPORT_FILES:
+        (out / name).symlink_to(outside)
+    write_reports(seed_results(), out)
+    assert outside.read_text(encoding="utf-8") == "not the kit's\n"
+    for name in REPORT_FILES:
+        assert not (out / name).is_symlink()
+    assert parse_results_document(json.loads((out / "results.json").read_text(
+        encoding="utf-8"))) == seed_results()
+    write_file_atomically(out / "blob.bin", b"\x00\x01")  # binary artifacts too
+    assert (out / "blob.bin").read_bytes() == b"\x00\x01"
+
+
+def test_file_names_from_long_scenario_names_are_bounded(tmp_path: Path) -> None:
+    long_a, long_b = "a" * 299 + "x", "a" * 299 + "y"
+    names = [bounded_name(f"stress-test-{n}", ".log") for n in (long_a, long_b, "é" * 300)]
+    assert all(len(name.encode()) <= MAX_NAME_BYTES for name in names)
+    assert len(set(names)) == 3  # cut names stay distinct
+    assert all(name.endswith(".log") for name in names)
+    assert bounded_name("stress-test-short", ".log") == "stress-test-short.log"
+    for name in names:
+        write_file_atomically(tmp_path / name, "log\n")
+    long_run = dataclasses.replace(loss_result(), scenario=dataclasses.replace(
+        loss_result().scenario, name=long_a, title="T" * 300))
+    write_reports([long_run], tmp_path / "out")
+    assert long_a in (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+
+
+def test_a_hung_run_is_not_all_baselines_exceeded() -> None:
+    # The quit phase hung after a measured run that met its throughput and memory limits.
+    hung = dataclasses.replace(seed_results()[0], status="timeout",
+                               failures=timeout_result().failures)
+    text = render_summary([hung, *seed_results()[1:]])
+    assert "All baselines exceeded" not in text
+    assert "**Not measured: Throughput (short), Memory (short)** ❌" in text
+    failed = dataclasses.replace(seed_results()[1], status="failed")  # e.g. streams unaccounted
+    assert "All baselines exceeded" not in render_summary([failed])
+    assert "**No threshold missed, but not passed: medium** ❌" in render_summary([failed])
+    both = render_summary([hung, memory_result()])
+    assert "**Missed: Memory (medium); Not measured: Throughput (short), Memory (short)** ❌" \
+        in both
+    assert "**All baselines exceeded** ✅" in render_summary(seed_results())
+
+
+def test_an_unfinished_runs_loss_is_not_measured_in_summary_and_junit(tmp_path: Path) -> None:
+    hung = dataclasses.replace(loss_result(), status="timeout",
+                               failures=timeout_result().failures)
+    text = render_summary([hung])
+    assert "| Message loss (backpressure) | < 1% | not measured | N/A |" in text
+    assert "15.43%" not in text
+    write_reports([hung], tmp_path)
+    case = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite/testcase")
+    assert case is not None
+    out = case.findtext("system-out") or ""
+    assert "  Message loss: not measured (the run did not finish; 15430 sent but not yet " \
+           "received)" in out
+    assert "15.43%" not in ET.tostring(case, encoding="unicode")
+
+
+def test_the_judges_checks_are_shown_in_the_seeds_order() -> None:
+    short = seed_results()[0]
+    judged = dataclasses.replace(short, checks=tuple(reversed(checks_of(short))))
+    assert render_summary([judged]) == render_summary([short])
+
+
+def test_the_summary_renders_the_judges_checks_without_judging_again() -> None:
+    short = seed_results()[0]
+    judged = dataclasses.replace(short, checks=(Check(
+        metric="throughput", label="Throughput", limit=10_000, value=22124, better="higher",
+        met=False),))
+    text = render_summary([judged])
+    assert "| Throughput (short) | > 10K | 22K | +121% |" in text
+    assert "Memory (short)" not in text  # only what the judge checked
+    assert "**Missed: Throughput (short)** ❌" in text
+
+
+def test_text_from_targets_cannot_become_markup_or_workflow_commands() -> None:
+    hostile = loss_result()
+    failure = dataclasses.replace(
+        hostile.failures[0], message="the target raised RuntimeError: boom\n"
+        "::add-mask::secret\n  ::error::fake &amp; <b>bold</b>")
+    hostile = dataclasses.replace(hostile, failures=(failure,), scenario=dataclasses.replace(
+        hostile.scenario, title="Loss &lt;b&gt; &amp; line\nbreak\r\n::warning::x"))
+    text = render_summary([hostile])
+    assert not any(line.lstrip().startswith("::") for line in text.splitlines())
+    assert "\n\u200b::add-mask::secret\n  \u200b::error::fake &amp; <b>bold</b>\n" in text
+    assert "### Loss &amp;lt;b&amp;gt; &amp;amp; line break ::warning::x (backpressure)" in text
+
+
+def test_a_streamed_file_replaces_a_planted_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the kit's\n", encoding="utf-8")
+    log = tmp_path / "stress-test-short.log"
+    log.symlink_to(outside)
+    with open_new_text_file(log) as handle:
+        handle.write("# scenario short\n")
+    assert outside.read_text(encoding="utf-8") == "not the kit's\n"
+    assert not log.is_symlink()
+    assert log.read_text(encoding="utf-8") == "# scenario short\n"
+    with open_new_text_file(log) as handle:  # an earlier run's log is truncated
+        handle.write("again\n")
+    assert log.read_text(encoding="utf-8") == "again\n"

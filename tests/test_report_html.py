@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import pytest
 
 from stress.report import write_reports
 from stress.report.html import render_html, throughput_series
 from stress.report.svg import downsample, nice_ticks, tick_label
-from stress.results import Result, Sample
+from stress.report.tables import STATUS_NAMES
+from stress.results import Failure, Result, Sample, Status
 from tests.test_report_fixtures import (
     SHORT,
     loss_result,
@@ -264,3 +265,58 @@ def test_tick_labels_stay_distinct_on_short_runs() -> None:
     ticks = nice_ticks(0, 0.132)
     assert [tick_label(t) for t in ticks] == ["0", "0.05", "0.1", "0.15"]
     assert [tick_label(t) for t in (150, 30.2, 22_000)] == ["150", "30.2", "22K"]
+
+
+def test_a_run_that_measured_nothing_has_no_change_against_the_baseline() -> None:
+    crashed = result(SHORT, status="crashed", duration_s=0.0, throughput=0.0)
+    _, tree = report([crashed], baseline=seed_results()[:1])
+    perf = tree.find_all("table")[0]
+    row = [td.all_text() for td in perf.find_all("tr")[1].find_all("td")]
+    assert row[4:6] == ["22K msg/s", "N/A"]  # as summary.md says, not "-100%"
+    figures = tree.find_all("dl", "figures")[0].all_text()
+    assert "0 tokens/sec (baseline 22,124)" in figures
+
+
+def test_an_unfinished_runs_loss_is_not_measured_on_the_page() -> None:
+    hung = dataclasses.replace(loss_result(), status="timeout",
+                               failures=timeout_result().failures)
+    page, tree = report([hung])
+    section = tree.find_all("section", "scenario")[0]
+    rows = [[td.all_text() for td in tr.find_all("td")] for tr in section.find_all("tr")][1:]
+    assert rows == [["Message loss (backpressure)", "< 1%", "not measured", "N/A",
+                     "not measured"]]
+    figures = section.find_all("dl", "figures")[0].all_text()
+    assert "Message lossnot measured (the run did not finish; 15430 sent" in figures
+    assert "15.43%" not in page
+
+
+def test_a_profilers_evidence_keeps_its_indents() -> None:
+    leak = Failure(kind="leak", message="Leaked memory too high", headline="FAILURE: Memory leak "
+                   "detected", diagnosis=("Messages not freed after processing",),
+                   evidence="  1. 12.0 MB at make_buffer (p.py:40)\n       make_buffer  p.py:40\n")
+    run = dataclasses.replace(memory_result(), failures=(leak,))
+    _, tree = report([run])
+    (failure,) = tree.find_all("div", "failure")
+    assert failure.find_all("p")[-1].text == \
+        "Diagnosis: Memory leak, still allocated at exit (largest first):"
+    (pre,) = failure.find_all("pre", "evidence")
+    assert pre.text == "  1. 12.0 MB at make_buffer (p.py:40)\n       make_buffer  p.py:40"
+    assert failure.find_all("li") == []
+
+
+def test_one_status_table_names_every_status_twice() -> None:
+    assert set(STATUS_NAMES) == set(get_args(Status))
+    assert {s: (n.label, n.word) for s, n in STATUS_NAMES.items()}["timeout"] == \
+        ("⏱️ TIMEOUT", "TIMEOUT")
+    _, tree = report([timeout_result()])
+    assert {b.text for b in tree.find_all("span", "badge")} == {"TIMEOUT"}
+
+
+def test_an_artifact_name_too_long_for_the_filesystem_is_marked_missing(tmp_path: Path) -> None:
+    name = "a" * 300
+    run = dataclasses.replace(timeout_result(), scenario=dataclasses.replace(
+        timeout_result().scenario, name=name), artifacts={"log": f"stress-test-{name}.log"})
+    write_reports([run], tmp_path)  # the runner could not write that log; the reports still are
+    tree = parse((tmp_path / "report.html").read_text(encoding="utf-8"))
+    (item,) = tree.find_all("ul", "artifacts")[0].find_all("li")
+    assert item.all_text() == f"Log: stress-test-{name}.log (missing)"

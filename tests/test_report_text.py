@@ -208,8 +208,10 @@ def test_a_leak_report_is_listed_as_found() -> None:
               "       run          pipeline.py:12\n"
               "\n"
               "  2. 0.5 MB in 1 allocations at <module> (app.py:3)\n")
-    failure = judge.leak_failure(12.5, 5.0, report)
-    assert failure is not None
+    # The judge hands memray's report over as evidence, beside the generic causes.
+    failure = Failure(kind="leak", message="Leaked memory too high: 12.50 MB still allocated "
+                      "at exit (expected < 5MB)", headline="FAILURE: Memory leak detected",
+                      diagnosis=judge.MEMORY_DIAGNOSIS, evidence=report)
     # The sites and their stacks keep memray's indentation, so each stack reads under its site.
     assert format_failure_lines(failure)[-5:] == [
         "Diagnosis: Memory leak, still allocated at exit (largest first):",

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TextIO
 
-from stress.compare import DEFAULT_MAX_DROP_PCT, run_comparison
+from stress.compare import (
+    DEFAULT_MAX_DROP_PCT,
+    check_max_drop,
+    compare,
+    format_comparison,
+    format_regression,
+)
+from stress.console import annotate_error
+from stress.errors import ConfigError
+from stress.report.read import read_results
 
 HELP = ("compare throughput per scenario against a baseline (results.json or text log); "
         "exit 3 on a regression")
@@ -20,6 +31,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="largest throughput drop allowed, in percent (default: "
                              f"{DEFAULT_MAX_DROP_PCT:g}); a regression is current/baseline "
                              "< 1 - PCT/100")
+
+
+def run_comparison(baseline_path: Path, current_path: Path,
+                   max_drop_pct: float = DEFAULT_MAX_DROP_PCT, out: TextIO | None = None) -> int:
+    """Read both sides, print the table, annotate each regression; return 3 or 0."""
+    check_max_drop(max_drop_pct)
+    comparison = compare(read_results(baseline_path), read_results(current_path), max_drop_pct)
+    print(format_comparison(comparison, str(baseline_path), str(current_path)),
+          file=out or sys.stdout, flush=True)
+    if not comparison.rows:
+        raise ConfigError(f"{current_path}: no scenario in common with {baseline_path} "
+                          "(matched by name or title); compare runs of the same scenarios")
+    for row in comparison.regressions:
+        annotate_error("stress: throughput regression", format_regression(comparison, row))
+    return int(comparison.exit_code)
 
 
 def run(args: argparse.Namespace) -> int:

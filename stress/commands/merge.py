@@ -1,24 +1,18 @@
 """``python -m stress merge DIR ... --out OUT``: one report from several results folders.
 
-Each DIR is one CI matrix job's folder (results.json plus its artifacts). Artifacts are copied
-into OUT/<DIR's name>/ so OUT is complete on its own (upload it as one artifact); a DIR already
-inside OUT is referenced where it is, without a copy.
+Each DIR is one CI matrix job's folder (results.json plus its artifacts); stress.report.merge
+says how artifacts are placed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
-import shutil
-from collections import Counter
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from stress.compare import read_results_json
-from stress.errors import ConfigError
 from stress.report import REPORT_FILES, load_baseline, write_reports
+from stress.report.merge import merge
 from stress.report.summary import verdict_line
-from stress.results import Result, overall_exit_code
+from stress.results import overall_exit_code
 
 HELP = ("merge results folders (one per CI job) into one: results.json, junit.xml, summary.md "
         "and report.html in --out, artifacts copied along")
@@ -33,66 +27,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, metavar="FILE",
                         help="results.json or text log whose throughputs report.html shows "
                              "beside each scenario's")
-
-
-def unique_labels(folders: list[Path]) -> list[str]:
-    """Each folder's name, numbered where two folders share one."""
-    labels: list[str] = []
-    for folder in folders:
-        base = folder.resolve().name or "results"
-        label, n = base, 1
-        while label in labels:
-            n += 1
-            label = f"{base}-{n}"
-        labels.append(label)
-    return labels
-
-
-def place_artifacts(result: Result, folder: Path, out: Path, label: str,
-                    warnings: list[str]) -> dict[str, str]:
-    """The result's artifacts as paths relative to OUT, copying those that live outside it."""
-    placed: dict[str, str] = {}
-    out_resolved = out.resolve()
-    for role, relative in result.artifacts.items():
-        path = PurePosixPath(relative)
-        if path.is_absolute() or ".." in path.parts:
-            warnings.append(f"{folder}: {result.scenario.name} {role} {relative!r} points outside "
-                            "its folder; left out")
-            continue
-        source = folder / path
-        if source.resolve().is_relative_to(out_resolved):
-            placed[role] = Path(os.path.relpath(source.resolve(), out_resolved)).as_posix()
-            continue
-        target = PurePosixPath(label) / path
-        placed[role] = str(target)
-        if source.is_dir():
-            shutil.copytree(source, out / target, dirs_exist_ok=True)
-        elif source.is_file():
-            (out / target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, out / target)
-        else:
-            warnings.append(f"{source}: {result.scenario.name}'s {role} is missing; "
-                            "its link is marked missing")
-    return placed
-
-
-def merge(folders: list[Path], out: Path) -> tuple[list[Result], list[str]]:
-    for folder in folders:
-        if not folder.is_dir():
-            raise ConfigError(f"{folder}: no such folder; pass results folders that each hold "
-                              "a results.json")
-    loaded = [(folder, read_results_json(folder / "results.json")) for folder in folders]
-    out.mkdir(parents=True, exist_ok=True)
-    merged: list[Result] = []
-    warnings: list[str] = []
-    for (folder, results), label in zip(loaded, unique_labels(folders), strict=True):
-        for result in results:
-            artifacts = place_artifacts(result, folder, out, label, warnings)
-            merged.append(dataclasses.replace(result, artifacts=artifacts))
-    counts = Counter(r.scenario.name for r in merged)
-    warnings += [f"scenario {name} appears {n} times (e.g. one per Python version); all kept"
-                 for name, n in counts.items() if n > 1]
-    return merged, warnings
 
 
 def run(args: argparse.Namespace) -> int:

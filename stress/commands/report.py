@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stress.compare import read_results_json
 from stress.report import REPORT_FILES, load_baseline, write_reports
+from stress.report.read import read_results_json
 from stress.report.summary import verdict_line
 
 HELP = ("regenerate results.json, junit.xml, summary.md and report.html from a results "

@@ -1,20 +1,22 @@
 """The reports of a run, all written into its results folder.
 
 ``write_reports`` is called after every scenario and once at the end; each file is replaced
-atomically, so a run killed at any moment leaves the previous complete version, never half.
+atomically (report/files.py), so a run killed at any moment leaves the previous complete
+version, never half, and a symlink planted in the folder is replaced, not written through.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stress.report.files import write_file_atomically
 from stress.report.html import render_html
 from stress.report.json_report import render_json
 from stress.report.junit import render_junit
+from stress.report.read import read_results
 from stress.report.summary import render_summary
 from stress.results import Result
 
@@ -23,29 +25,17 @@ log = logging.getLogger("stress")
 REPORT_FILES = ("results.json", "junit.xml", "summary.md", "report.html")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the target, then rename over it: readers see the old or the new file."""
-    # A plain create (not mkstemp) so the file gets the usual umask permissions, not 0600.
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with temp.open("x", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
 def write_reports(results: list[Result], out_dir: Path, *,
                   baseline: list[Result] | None = None, final: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     summary = render_summary(results, baseline=baseline, final=final)
-    write_atomic(out_dir / "results.json", render_json(results, generated_at=now))
-    write_atomic(out_dir / "junit.xml", render_junit(results))
-    write_atomic(out_dir / "summary.md", summary)
-    write_atomic(out_dir / "report.html", render_html(results, baseline=baseline, out_dir=out_dir,
-                                                      final=final, generated_at=now))
+    write_file_atomically(out_dir / "results.json", render_json(results, generated_at=now))
+    write_file_atomically(out_dir / "junit.xml", render_junit(results))
+    write_file_atomically(out_dir / "summary.md", summary)
+    write_file_atomically(out_dir / "report.html",
+                          render_html(results, baseline=baseline, out_dir=out_dir, final=final,
+                                      generated_at=now))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if final and step_summary:
         try:
@@ -57,9 +47,7 @@ def write_reports(results: list[Result], out_dir: Path, *,
 
 def load_baseline(path: Path) -> list[Result]:
     """A baseline for the reports: a results.json (or its folder) or a text log."""
-    from stress.compare import read_results  # compare imports nothing from here; keep it so
-
     return read_results(path)
 
 
-__all__ = ["REPORT_FILES", "load_baseline", "write_atomic", "write_reports"]
+__all__ = ["REPORT_FILES", "load_baseline", "write_reports"]

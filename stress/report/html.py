@@ -14,24 +14,25 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from stress.compare import find_match, measured_throughput
-from stress.report.rows import (
+from stress.report.summary import environment_text, verdict_line
+from stress.report.svg import Guide, line_chart
+from stress.report.tables import (
     abbreviate,
     change_pct,
     labelled_artifacts,
-    percent,
     performance_row,
     signed_percent,
+    status_name,
     threshold_rows,
 )
-from stress.report.summary import environment_text, verdict_line
-from stress.report.svg import Guide, line_chart
-from stress.report.text import diagnosis_intro, format_block
-from stress.results import Result, Sample
-
-# Plain words: the colour of the badge carries the verdict, and emoji fonts are not everywhere.
-STATUS_WORD = {"passed": "PASS", "failed": "FAIL", "timeout": "TIMEOUT", "crashed": "CRASH",
-               "interrupted": "INTERRUPTED"}
+from stress.report.text import (
+    diagnosis_bullets,
+    diagnosis_intro,
+    evidence_lines,
+    format_block,
+    loss_text,
+)
+from stress.results import UNFINISHED_STATUSES, Result, Sample, find_match, measured_throughput
 
 CSS = """
 :root { --ok: #15803d; --bad: #b91c1c; --warn: #b45309; --ink: #1f2937; --soft: #6b7280;
@@ -96,6 +97,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, numeric: set
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _badge(status: str) -> str:
+    return f'<span class="badge {escape(status)}">{escape(status_name(status).word)}</span>'
+
+
+def _change(result: Result, before: float | None) -> float | None:
+    """Throughput against the baseline's, as summary.md has it: none for a run that measured
+    nothing (a crash before the first token is not a -100% change)."""
+    after = measured_throughput(result)
+    return None if before is None or after is None else change_pct(after, before)
+
+
 def _baseline_throughput(result: Result, baseline: list[Result] | None) -> float | None:
     if baseline is None:
         return None
@@ -104,25 +116,32 @@ def _baseline_throughput(result: Result, baseline: list[Result] | None) -> float
 
 
 def _performance_table(results: list[Result], baseline: list[Result] | None) -> str:
-    header = ["Test", "Messages", "Duration", "Throughput", "Memory", "Status"]
-    if baseline is not None:
-        header[4:4] = ["Baseline", "Change"]
+    """The seed's table; with a baseline, its throughput and the change sit after ours."""
+    compared = ["Baseline", "Change"] if baseline is not None else []
+    header = ["Test", "Messages", "Duration", "Throughput", *compared, "Memory", "Status"]
     rows = []
     for index, result in enumerate(results):
         perf = performance_row(result)
-        link = f'<a href="#{_id(index, result)}">{escape(perf.test)}</a>'
-        badge = (f'<span class="badge {escape(result.status)}">'
-                 f"{escape(STATUS_WORD.get(result.status, result.status))}</span>")
-        row = [link, perf.messages, perf.duration, escape(perf.throughput), escape(perf.memory),
-               badge]
+        cells = {
+            "Test": f'<a href="#{_id(index, result)}">{escape(perf.test)}</a>',
+            "Messages": perf.messages,
+            "Duration": perf.duration,
+            "Throughput": escape(perf.throughput),
+        }
         if baseline is not None:
             before = _baseline_throughput(result, baseline)
-            change = change_pct(result.metrics.throughput, before) if before is not None else None
-            row[4:4] = ["not in baseline" if before is None else f"{abbreviate(before)} msg/s",
-                        "N/A" if change is None else signed_percent(change)]
-        rows.append(row)
-    numeric = {1, 2, 3, 4, 5} if baseline is not None else {1, 2, 3}
+            change = _change(result, before)
+            cells["Baseline"] = ("not in baseline" if before is None
+                                 else f"{abbreviate(before)} msg/s")
+            cells["Change"] = "N/A" if change is None else signed_percent(change)
+        cells["Memory"] = escape(perf.memory)
+        cells["Status"] = _badge(result.status)
+        rows.append([cells[name] for name in header])
+    numeric = {i for i, name in enumerate(header) if name in _NUMERIC_COLUMNS}
     return _table(header, rows, numeric=numeric)
+
+
+_NUMERIC_COLUMNS = frozenset({"Messages", "Duration", "Throughput", "Baseline", "Change"})
 
 
 def _thresholds_table(result: Result) -> str:
@@ -141,7 +160,7 @@ def _figures(result: Result, baseline_throughput: float | None) -> str:
     m = result.metrics
     throughput = f"{m.throughput:,.0f} tokens/sec"
     if baseline_throughput is not None:
-        change = change_pct(m.throughput, baseline_throughput)
+        change = _change(result, baseline_throughput)
         throughput += (f" (baseline {baseline_throughput:,.0f}"
                        + (f", {signed_percent(change)})" if change is not None else ")"))
     items = [
@@ -155,7 +174,7 @@ def _figures(result: Result, baseline_throughput: float | None) -> str:
         ("Peak RSS", f"{m.peak_rss_mb:.2f} MB"),
         ("Quit latency", "not measured" if m.quit_latency_ms is None
          else f"{m.quit_latency_ms:.0f}ms"),
-        ("Message loss", percent(m.loss_pct)),
+        ("Message loss", loss_text(result)),
         ("Leaked at exit", "not measured (no memray run)" if m.leaked_mb is None
          else f"{m.leaked_mb:.2f} MB"),
     ]
@@ -168,10 +187,13 @@ def _figures(result: Result, baseline_throughput: float | None) -> str:
 def _failures(result: Result) -> str:
     parts = []
     for failure in result.failures:
-        bullets = [b.strip().lstrip("-*").strip() for b in failure.diagnosis]
         diagnosis = ""
-        if any(bullets):
-            items = "".join(f"<li>{escape(b)}</li>" for b in bullets if b)
+        if failure.evidence is not None:  # a profiler's report: its indents carry its stacks
+            evidence = "\n".join(evidence_lines(failure))
+            diagnosis = (f"<p>Diagnosis: {escape(diagnosis_intro(failure))}</p>"
+                         f'<pre class="evidence">{escape(evidence)}</pre>')
+        elif bullets := diagnosis_bullets(failure):
+            items = "".join(f"<li>{escape(b)}</li>" for b in bullets)
             diagnosis = (f"<p>Diagnosis: {escape(diagnosis_intro(failure))}</p>"
                          f"<ul>{items}</ul>")
         parts.append(f'<div class="failure {escape(failure.kind)}">'
@@ -219,13 +241,21 @@ def _charts(result: Result, baseline_throughput: float | None) -> str:
     return f'<div class="charts">{"".join(figures)}</div>'
 
 
+def _exists(path: Path) -> bool:
+    """False, not an error, for a name the filesystem cannot hold (a run that failed to write
+    it still gets its report)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
 
 def _artifacts(result: Result, out_dir: Path | None) -> str:
     if not result.artifacts:
         return '<p class="no-data">No files were recorded for this scenario.</p>'
     items = []
     for label, path in labelled_artifacts(result):
-        missing = out_dir is not None and not (out_dir / path).exists()
+        missing = out_dir is not None and not _exists(out_dir / path)
         flag = ' <span class="missing">(missing)</span>' if missing else ""
         # quote() keeps "/" but escapes ":" so no path can become a javascript: URL.
         items.append(f'<li>{escape(label)}: <a href="{escape(quote(path))}">{escape(path)}</a>'
@@ -252,9 +282,7 @@ def _scenario_section(index: int, result: Result, baseline: list[Result] | None,
              if result.notes else "")
     return (
         f'<section class="scenario {escape(result.status)}" id="{_id(index, result)}">'
-        f"<h2>{escape(s.title)} "
-        f'<span class="badge {escape(result.status)}">'
-        f"{escape(STATUS_WORD.get(result.status, result.status))}</span></h2>"
+        f"<h2>{escape(s.title)} {_badge(result.status)}</h2>"
         f'<p class="meta"><code>{escape(s.name)}</code>: {escape(shape)}</p>'
         f"{_failures(result)}"
         f"<h3>Thresholds</h3>{_thresholds_table(result)}"
@@ -272,16 +300,14 @@ def render_html(results: list[Result], *, baseline: list[Result] | None = None,
                 generated_at: datetime | None = None) -> str:
     headline = verdict_line(results).removeprefix("# ")
     verdict_class = ("passed" if all(r.passed for r in results) else
-                     "broken" if any(r.status in ("timeout", "crashed", "interrupted")
-                                     for r in results) else "failed")
+                     "broken" if any(r.status in UNFINISHED_STATUSES for r in results)
+                     else "failed")
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     env = environment_text(results)
     progress = "" if final else \
         '<p class="meta">Run in progress: this page is rewritten after each scenario.</p>'
     nav = "".join(
-        f'<li><a href="#{_id(i, r)}">{escape(r.scenario.name)}</a> '
-        f'<span class="badge {escape(r.status)}">'
-        f"{escape(STATUS_WORD.get(r.status, r.status))}</span></li>"
+        f'<li><a href="#{_id(i, r)}">{escape(r.scenario.name)}</a> {_badge(r.status)}</li>'
         for i, r in enumerate(results))
     sections = "".join(_scenario_section(i, r, baseline, out_dir) for i, r in enumerate(results))
     baseline_note = ("<p class=\"meta\">Baseline and Change: throughput of the same scenario in "

@@ -10,11 +10,10 @@ import re
 import xml.etree.ElementTree as ET
 
 from stress.report.text import format_block, format_failure_lines
-from stress.results import Result
+from stress.results import UNFINISHED_STATUSES, Result
 
 # Characters XML 1.0 cannot carry at all (terminal escapes in a log, for instance).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-ERROR_STATUSES = ("timeout", "crashed", "interrupted")
 
 
 def xml_text(text: str) -> str:
@@ -28,7 +27,7 @@ def _testcase(result: Result) -> ET.Element:
         "time": f"{max(result.metrics.duration_s, 0.0):.3f}",
     })
     if not result.passed:
-        tag = "error" if result.status in ERROR_STATUSES else "failure"
+        tag = "error" if result.status in UNFINISHED_STATUSES else "failure"
         messages = [f.message for f in result.failures] or [f"scenario ended as {result.status}"]
         kinds: list[str] = sorted({f.kind for f in result.failures}) or [result.status]
         problem = ET.SubElement(case, tag, {"message": xml_text("; ".join(messages)),
@@ -43,8 +42,8 @@ def _testcase(result: Result) -> ET.Element:
 
 
 def render_junit(results: list[Result]) -> str:
-    failures = sum(1 for r in results if not r.passed and r.status not in ERROR_STATUSES)
-    errors = sum(1 for r in results if r.status in ERROR_STATUSES)
+    failures = sum(1 for r in results if not r.passed and r.status not in UNFINISHED_STATUSES)
+    errors = sum(1 for r in results if r.status in UNFINISHED_STATUSES)
     suite = ET.Element("testsuite", {
         "name": "stress",
         "tests": str(len(results)),

@@ -10,8 +10,9 @@ metric is in results.json and report.html whatever the block shows.
 
 from __future__ import annotations
 
-from stress.judge import MEMORY_DIAGNOSIS
-from stress.results import Failure, Result
+from stress.report import labels
+from stress.report.labels import field_line
+from stress.results import UNFINISHED_STATUSES, Failure, Result
 from stress.scenario import Scenario
 
 DEFAULT_MESSAGE_SIZE = 10
@@ -28,7 +29,10 @@ DIAGNOSIS_INTRO: dict[str, str] = {
     "streams": "Streams unaccounted, likely due to:",
     "interrupted": "Run interrupted, likely due to:",
 }
-LEAK_REPORT_INTRO = "Memory leak, still allocated at exit (largest first):"
+# The words before a failure's evidence, per kind.
+EVIDENCE_INTRO: dict[str, str] = {
+    "leak": "Memory leak, still allocated at exit (largest first):",
+}
 
 
 def is_paced(scenario: Scenario) -> bool:
@@ -65,71 +69,88 @@ def number(value: float) -> str:
 
 
 def configuration_lines(scenario: Scenario) -> list[str]:
-    lines = [f"  Messages: {scenario.messages}"]
+    lines = [field_line(labels.MESSAGES, str(scenario.messages))]
     if shows_message_size(scenario):
-        lines.append(f"  Message size: {scenario.message_size} chars")
+        lines.append(field_line(labels.MESSAGE_SIZE, f"{scenario.message_size} chars"))
     if scenario.token_delay_us > 0:
-        lines.append(f"  Token delay: {number(scenario.token_delay_us)} μs")
+        lines.append(field_line(labels.TOKEN_DELAY, f"{number(scenario.token_delay_us)} μs"))
     if shows_loss(scenario):
-        lines.append(f"  Channel buffer: {scenario.channel_buffer}")
+        lines.append(field_line(labels.CHANNEL_BUFFER, str(scenario.channel_buffer)))
     if scenario.consumer_delay_us > 0:
-        lines.append(f"  Consumer delay: {number(scenario.consumer_delay_us)} μs/message")
+        lines.append(field_line(labels.CONSUMER_DELAY,
+                                f"{number(scenario.consumer_delay_us)} μs/message"))
     if scenario.conversations > 1:
-        lines.append(f"  Conversations: {scenario.conversations}")
+        lines.append(field_line(labels.CONVERSATIONS, str(scenario.conversations)))
     if scenario.error_rate > 0:
-        lines.append(f"  Error rate: {number(scenario.error_rate * 100)}% of conversations")
+        lines.append(field_line(labels.ERROR_RATE,
+                                f"{number(scenario.error_rate * 100)}% of conversations"))
     return lines
+
+
+def loss_text(result: Result) -> str:
+    """The run's message loss, or why it is not one: "15.43%", "not measured (...)"."""
+    m = result.metrics
+    if result.status in UNFINISHED_STATUSES:
+        # Tokens still in the channel when the run stopped are not lost: say what it was.
+        in_flight = m.messages_sent - m.tokens_received
+        return (f"{labels.NOT_MEASURED} (the run did not finish; {in_flight} sent but not yet "
+                "received)")
+    return f"{m.loss_pct:.2f}%"
 
 
 def results_lines(result: Result) -> list[str]:
     scenario, m = result.scenario, result.metrics
     if shows_loss(scenario):
-        lines = [f"  Messages sent by backend: {m.messages_sent}",
-                 f"  Tokens received by consumer: {m.tokens_received}"]
+        lines = [field_line(labels.MESSAGES_SENT, str(m.messages_sent)),
+                 field_line(labels.TOKENS_BY_CONSUMER, str(m.tokens_received))]
     else:
-        lines = [f"  Total tokens received: {m.tokens_received}"]
+        lines = [field_line(labels.TOTAL_TOKENS, str(m.tokens_received))]
     lines += [
-        f"  Streams completed: {m.streams_completed}",
-        f"  Errors: {m.errors}",
-        f"  Duration: {m.duration_s:.3f}s",
+        field_line(labels.STREAMS_COMPLETED, str(m.streams_completed)),
+        field_line(labels.ERRORS, str(m.errors)),
+        field_line(labels.DURATION, f"{m.duration_s:.3f}s"),
     ]
     if shows_throughput(scenario):
-        lines.append(f"  Throughput: {m.throughput:.0f} tokens/sec")
+        lines.append(field_line(labels.THROUGHPUT, f"{m.throughput:.0f} tokens/sec"))
     if shows_memory(scenario):
-        lines.append(f"  Memory growth: {m.memory_growth_mb:.2f} MB")
+        lines.append(field_line(labels.MEMORY_GROWTH, f"{m.memory_growth_mb:.2f} MB"))
     if shows_quit_latency(result):
-        latency = "not measured" if m.quit_latency_ms is None else f"{m.quit_latency_ms:.0f}ms"
-        lines.append(f"  Quit latency: {latency}")
+        latency = (labels.NOT_MEASURED if m.quit_latency_ms is None
+                   else f"{m.quit_latency_ms:.0f}ms")
+        lines.append(field_line(labels.QUIT_LATENCY, latency))
     if shows_loss(scenario):
-        if result.status in ("timeout", "crashed", "interrupted"):
-            # Tokens still in the channel when the run stopped are not lost: say what it was.
-            in_flight = m.messages_sent - m.tokens_received
-            lines.append(f"  Message loss: not measured (the run did not finish; {in_flight} "
-                         "sent but not yet received)")
-        else:
-            lines.append(f"  Message loss: {m.loss_pct:.2f}%")
+        lines.append(field_line(labels.MESSAGE_LOSS, loss_text(result)))
     if m.leaked_mb is not None:
-        lines.append(f"  Leaked at exit: {m.leaked_mb:.2f} MB")
+        lines.append(field_line(labels.LEAKED_AT_EXIT, f"{m.leaked_mb:.2f} MB"))
     return lines
 
 
 def diagnosis_intro(failure: Failure) -> str:
-    if failure.kind == "leak" and failure.diagnosis != MEMORY_DIAGNOSIS:
-        return LEAK_REPORT_INTRO  # the bullets are memray's largest live allocations
+    if failure.evidence is not None:
+        return EVIDENCE_INTRO.get(failure.kind, "Found, verbatim:")
     return DIAGNOSIS_INTRO.get(failure.kind, "Likely due to:")
+
+
+def diagnosis_bullets(failure: Failure) -> list[str]:
+    """The generic causes, without any bullet marks they came with."""
+    bullets = [text.strip().lstrip("-*").strip() for text in failure.diagnosis]
+    return [text for text in bullets if text]
+
+
+def evidence_lines(failure: Failure) -> list[str]:
+    """What a profiler found, line by line, its indents kept (memray: a stack under its site)."""
+    return [text.rstrip() for text in (failure.evidence or "").splitlines() if text.strip()]
 
 
 def format_failure_lines(failure: Failure) -> list[str]:
     """One failure as the seed shows it: message, blank line, headline, diagnosis bullets."""
     lines = [failure.message, "", failure.headline]
-    if failure.kind == "leak" and failure.diagnosis != MEMORY_DIAGNOSIS:
-        # memray's report: a site per line with its stack indented below; keep the indents.
-        lines.append(f"Diagnosis: {diagnosis_intro(failure)}")
-        return lines + [text.rstrip() for text in failure.diagnosis if text.strip()]
-    bullets = [text.strip().lstrip("-*").strip() for text in failure.diagnosis]
-    bullets = [text for text in bullets if text]
+    if failure.evidence is not None:  # the evidence is the diagnosis, in place of the guesses
+        return [*lines, f"{labels.DIAGNOSIS_PREFIX} {diagnosis_intro(failure)}",
+                *evidence_lines(failure)]
+    bullets = diagnosis_bullets(failure)
     if bullets:
-        lines.append(f"Diagnosis: {diagnosis_intro(failure)}")
+        lines.append(f"{labels.DIAGNOSIS_PREFIX} {diagnosis_intro(failure)}")
         lines += [f"- {text}" for text in bullets]
     return lines
 
@@ -138,9 +159,10 @@ def verdict_lines(result: Result) -> list[str]:
     if result.passed:
         suffix = " No significant message loss under backpressure." \
             if shows_loss(result.scenario) else ""
-        return [f"✅ Test passed!{suffix}"]
+        return [f"{labels.PASSED}{suffix}"]
     if not result.failures:  # a status without its failure: say so rather than print nothing
-        return [f"Scenario ended as {result.status}", "", "FAILURE: Scenario did not pass"]
+        return [f"Scenario ended as {result.status}", "",
+                f"{labels.FAILURE_PREFIX} Scenario did not pass"]
     lines: list[str] = []
     for failure in result.failures:
         if lines:
@@ -158,9 +180,9 @@ def extra_lines(result: Result) -> list[str]:
 
 
 def format_block(result: Result) -> str:
-    lines = [f"=== Stress Test Results: {result.scenario.title} ===", "Configuration:"]
+    lines = [labels.header(result.scenario.title), labels.CONFIGURATION]
     lines += configuration_lines(result.scenario)
-    lines += ["", "Results:"]
+    lines += ["", labels.RESULTS]
     lines += results_lines(result)
     lines += [""]
     lines += verdict_lines(result)

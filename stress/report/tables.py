@@ -2,14 +2,18 @@
 
 Performance Comparison: | Test | Messages | Duration | Throughput | Memory | Status |
 Baseline Comparison:    | Metric | Target | Achieved | Delta |  (delta = achieved vs target)
+
+The Baseline Comparison renders the judge's checks (``Result.checks``); it never judges.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from stress.report.labels import NOT_MEASURED
 from stress.report.text import shows_memory
-from stress.results import Result
+from stress.results import Check, Result, checks_of
 
 ARTIFACT_LABELS: dict[str, str] = {
     "log": "Log",
@@ -34,13 +38,26 @@ def labelled_artifacts(result: Result, *, leave_out: tuple[str, ...] = ()) -> li
     return [(ARTIFACT_LABELS.get(role, role.replace("_", " ").capitalize()), path)
             for role, path in ordered]
 
-STATUS_LABEL = {
-    "passed": "✅ PASS",
-    "failed": "❌ FAIL",
-    "timeout": "⏱️ TIMEOUT",
-    "crashed": "💥 CRASH",
-    "interrupted": "⚠️ INTERRUPTED",
+
+@dataclass(frozen=True)
+class StatusName:
+    label: str  # summary.md and text tables: "✅ PASS"
+    word: str  # report.html's badge, whose colour carries the verdict: "PASS"
+
+
+# Emoji fonts are not everywhere, so the page uses the plain word.
+STATUS_NAMES: dict[str, StatusName] = {  # every Status (tests check it)
+    "passed": StatusName("✅ PASS", "PASS"),
+    "failed": StatusName("❌ FAIL", "FAIL"),
+    "timeout": StatusName("⏱️ TIMEOUT", "TIMEOUT"),
+    "crashed": StatusName("💥 CRASH", "CRASH"),
+    "interrupted": StatusName("⚠️ INTERRUPTED", "INTERRUPTED"),
 }
+
+
+def status_name(status: str) -> StatusName:
+    """A status's two names; one not in the table (a newer kit's) is shown as it is."""
+    return STATUS_NAMES.get(status) or StatusName(status.upper(), status.upper())
 
 
 def abbreviate(value: float) -> str:
@@ -106,40 +123,33 @@ class PerformanceRow:
     passed: bool
 
 
+# A check's metric -> the seed's name for it and how its figures are written.
+CHECK_FORMATS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "throughput": ("Throughput", abbreviate),
+    "memory_growth_mb": ("Memory", megabytes),
+    "quit_latency_ms": ("Quit latency", milliseconds),
+    "loss_pct": ("Message loss", percent),
+    "leaked_mb": ("Leaked at exit", megabytes),
+}
+
+
+def threshold_row(check: Check, scenario_name: str) -> ThresholdRow:
+    label, written = CHECK_FORMATS.get(check.metric, (check.label, "{:g}".format))
+    sign = ">" if check.better == "higher" else "<"
+    value = check.value
+    return ThresholdRow(
+        metric=f"{label} ({scenario_name})", target=f"{sign} {written(check.limit)}",
+        achieved=NOT_MEASURED if value is None else written(value),
+        delta="N/A" if value is None else delta(value, check.limit),
+        met=check.met)
+
+
 def threshold_rows(result: Result) -> list[ThresholdRow]:
-    limits, m, name = result.scenario.thresholds, result.metrics, result.scenario.name
-    rows: list[ThresholdRow] = []
-    if limits.min_throughput is not None:
-        rows.append(ThresholdRow(
-            metric=f"Throughput ({name})", target=f"> {abbreviate(limits.min_throughput)}",
-            achieved=abbreviate(m.throughput), delta=delta(m.throughput, limits.min_throughput),
-            met=m.throughput > limits.min_throughput))
-    if limits.max_memory_growth_mb is not None:
-        rows.append(ThresholdRow(
-            metric=f"Memory ({name})", target=f"< {megabytes(limits.max_memory_growth_mb)}",
-            achieved=megabytes(m.memory_growth_mb),
-            delta=delta(m.memory_growth_mb, limits.max_memory_growth_mb),
-            met=m.memory_growth_mb < limits.max_memory_growth_mb))
-    if limits.max_quit_latency_ms is not None:
-        latency = m.quit_latency_ms
-        rows.append(ThresholdRow(
-            metric=f"Quit latency ({name})", target=f"< {milliseconds(limits.max_quit_latency_ms)}",
-            achieved="N/A" if latency is None else milliseconds(latency),
-            delta="N/A" if latency is None else delta(latency, limits.max_quit_latency_ms),
-            met=None if latency is None else latency < limits.max_quit_latency_ms))
-    if limits.max_loss_pct is not None:
-        rows.append(ThresholdRow(
-            metric=f"Message loss ({name})", target=f"< {percent(limits.max_loss_pct)}",
-            achieved=percent(m.loss_pct), delta=delta(m.loss_pct, limits.max_loss_pct),
-            met=m.loss_pct < limits.max_loss_pct))
-    if limits.max_leaked_mb is not None:
-        leaked = m.leaked_mb
-        rows.append(ThresholdRow(
-            metric=f"Leaked at exit ({name})", target=f"< {megabytes(limits.max_leaked_mb)}",
-            achieved="N/A" if leaked is None else megabytes(leaked),
-            delta="N/A" if leaked is None else delta(leaked, limits.max_leaked_mb),
-            met=None if leaked is None else leaked < limits.max_leaked_mb))
-    return rows
+    """One row per check, in the seed's table order whatever order the judge found them in."""
+    order = list(CHECK_FORMATS)
+    checks = sorted(checks_of(result), key=lambda check: order.index(check.metric)
+                    if check.metric in order else len(order))
+    return [threshold_row(check, result.scenario.name) for check in checks]
 
 
 def performance_row(result: Result) -> PerformanceRow:
@@ -150,7 +160,7 @@ def performance_row(result: Result) -> PerformanceRow:
         duration=f"{m.duration_s:.1f}s",
         throughput=f"{abbreviate(m.throughput)} msg/s",
         memory=megabytes(m.memory_growth_mb) if shows_memory(result.scenario) else "N/A",
-        status=STATUS_LABEL.get(result.status, result.status.upper()),
+        status=status_name(result.status).label,
         passed=result.passed,
     )
 
