@@ -5,9 +5,8 @@ The server sends each conversation's tokens as text frames, ``<index> <token>``,
 Both run in the scenario's child; ``setup`` starts the server outside the measured window.
 
 ``WsChat``       correct.
-``WsSlowClose``  the server stops reading its socket after the handshake, so when the client
-                 closes (on quit) it waits its whole 5 s ``close_timeout`` for the server's
-                 answer: a slow quit that only a quit under load shows.
+``WsSlowClose``  on quit the client says goodbye and waits up to 5 s for an acknowledgement
+                 the server never sends: a slow quit that only a quit under load shows.
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ SLOW_CLOSE_TIMEOUT_S = 5.0
 
 
 class WsChat:
-    close_timeout_s = 1.0
-    server_stops_reading = False
+    goodbye_timeout_s = 0.0  # how long the client waits for an ack of its goodbye on quit
 
     def __init__(self) -> None:
         self.params: Any = None
@@ -44,8 +42,6 @@ class WsChat:
             await self.server.wait_closed()
 
     async def _handler(self, websocket: ServerConnection) -> None:
-        if self.server_stops_reading:
-            websocket.transport.pause_reading()
         conversation = int(websocket.request.path.rsplit("/", 1)[1])  # type: ignore[union-attr]
         params = self.params
         fail_at = params.fail_at(conversation)
@@ -69,8 +65,7 @@ class WsChat:
             await asyncio.wait(readers)
 
     async def _read(self, conversation: int, stats: Any, quit: asyncio.Event) -> None:
-        async with connect(f"{self.url}/chat/{conversation}",
-                           close_timeout=self.close_timeout_s) as websocket:
+        async with connect(f"{self.url}/chat/{conversation}") as websocket:
             quitting = asyncio.create_task(quit.wait())
             try:
                 async for message in websocket:
@@ -85,14 +80,28 @@ class WsChat:
                     else:
                         stats.receive(conversation, text)
                     if quitting.done():
+                        await self._goodbye(websocket)
                         return  # leaving the block closes the connection
             finally:
                 quitting.cancel()
 
 
+    async def _goodbye(self, websocket: Any) -> None:
+        if self.goodbye_timeout_s:
+            await websocket.send("bye")
+            try:
+                await asyncio.wait_for(self._ack(websocket), self.goodbye_timeout_s)
+            except TimeoutError:
+                pass
+
+    @staticmethod
+    async def _ack(websocket: Any) -> None:
+        while await websocket.recv() != "ack":
+            pass
+
+
 class WsSlowClose(WsChat):
-    close_timeout_s = SLOW_CLOSE_TIMEOUT_S
-    server_stops_reading = True
+    goodbye_timeout_s = SLOW_CLOSE_TIMEOUT_S
 
 
 def ws_chat() -> WsChat:
