@@ -12,6 +12,7 @@ Both run in the scenario's child; ``setup`` starts the server outside the measur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -89,10 +90,8 @@ class WsChat:
     async def _goodbye(self, websocket: Any) -> None:
         if self.goodbye_timeout_s:
             await websocket.send("bye")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ack(websocket), self.goodbye_timeout_s)
-            except TimeoutError:
-                pass
 
     @staticmethod
     async def _ack(websocket: Any) -> None:
