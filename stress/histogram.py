@@ -1,0 +1,93 @@
+"""A log-bucketed latency histogram: bounded memory, about 3% precision, any number of values.
+
+HdrHistogram's idea in a few lines: values (in microseconds) below ``2**SUB_BITS`` get a bucket
+each; above that, each power of two is split into ``2**SUB_BITS`` equal buckets, so a bucket's
+width is at most ``1 / 2**SUB_BITS`` of its value. A day in microseconds needs fewer than 1,000
+buckets, so ten million tokens cost the same memory as ten.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SUB_BITS = 5  # 32 buckets per power of two: a bucket is at most ~3% of its value wide
+_SUB = 1 << SUB_BITS
+
+
+def bucket_of(value_us: int) -> int:
+    """The bucket index of a non-negative integer value."""
+    if value_us < _SUB:
+        return value_us
+    shift = value_us.bit_length() - SUB_BITS - 1
+    return ((shift + 1) << SUB_BITS) + (value_us >> shift) - _SUB
+
+
+def bucket_upper(index: int) -> int:
+    """The largest value a bucket holds (what a percentile reports: never an underestimate)."""
+    if index < _SUB:
+        return index
+    shift = (index >> SUB_BITS) - 1
+    sub = (index & (_SUB - 1)) + _SUB
+    return ((sub + 1) << shift) - 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencySummary:
+    """What a histogram says, in milliseconds; ``None`` everywhere when nothing was recorded."""
+
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    buckets: tuple[tuple[float, int], ...] = ()  # (upper bound in ms, count), for plots
+
+
+class Histogram:
+    """Counts per bucket; ``record`` is O(1) and takes a weight for a run of equal values."""
+
+    __slots__ = ("_counts", "count", "max_us")
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self.count = 0
+        self.max_us = 0
+
+    def record(self, value_s: float, weight: int = 1) -> None:
+        value_us = max(0, int(value_s * 1e6))
+        index = bucket_of(value_us)
+        counts = self._counts
+        counts[index] = counts.get(index, 0) + weight
+        self.count += weight
+        self.max_us = max(self.max_us, value_us)
+
+    def merge(self, other: Histogram) -> None:
+        for index, n in other._counts.items():
+            self._counts[index] = self._counts.get(index, 0) + n
+        self.count += other.count
+        self.max_us = max(self.max_us, other.max_us)
+
+    def percentile_us(self, fraction: float) -> int | None:
+        """The smallest bucket bound with at least ``fraction`` of the values at or below it."""
+        if self.count == 0:
+            return None
+        # round() first: 0.99 * 100 is 99.00000000000001 in floating point, not 99.
+        wanted = max(1, math.ceil(round(fraction * self.count, 6)))
+        seen = 0
+        for index in sorted(self._counts):
+            seen += self._counts[index]
+            if seen >= wanted:
+                return min(bucket_upper(index), self.max_us)
+        return self.max_us
+
+    def summary(self) -> LatencySummary:
+        def ms(value_us: int | None) -> float | None:
+            return None if value_us is None else value_us / 1000
+
+        return LatencySummary(
+            count=self.count, p50_ms=ms(self.percentile_us(0.50)),
+            p95_ms=ms(self.percentile_us(0.95)), p99_ms=ms(self.percentile_us(0.99)),
+            max_ms=ms(self.max_us) if self.count else None,
+            buckets=tuple((bucket_upper(i) / 1000, n) for i, n in sorted(self._counts.items())),
+        )

@@ -1,0 +1,363 @@
+"""Verified streams: the harness makes every token and checks every token that arrives.
+
+A target asks the harness for its tokens (``params.token(conversation, index)``, or
+``params.tokens(conversation, start, count)`` for a run) and hands whatever reaches its
+consumer back (``stats.receive(conversation, text)``, then ``stats.end(conversation)`` or
+``stats.fail(conversation, error)``). The harness then knows, without trusting any counter of
+the target's, whether each token arrived exactly once, in order and intact, how long it took,
+and which conversation diverged first.
+
+Every token is exactly ``message_size`` characters and starts with its identity,
+``<conversation>:<index>|`` in base 36, followed by filler, so a token read back from an SSE
+event or a WebSocket frame still says where it belongs. ``receive`` takes one token or several
+concatenated (a whole run, a network chunk): its length says how many.
+
+Memory is O(1) per conversation: each conversation's tokens are windows of one string that
+repeats every ``period`` tokens, so checking a run in order is a single ``str.startswith`` on
+that string; only when that fails does the slow path look at each token, with a window of
+``REORDER_WINDOW`` missing indices remembered for late arrivals.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from stress.histogram import Histogram, LatencySummary
+
+REORDER_WINDOW = 256  # missing indices remembered per conversation, waiting for a late arrival
+MAX_PERIOD = 4096  # tokens before a conversation's stream string repeats
+STREAM_BUDGET_CHARS = 8_000_000  # all conversations' stream strings together (about 8 MB)
+MAX_STAMPS = 100_000  # made-time records kept per conversation for tokens not yet received
+_FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
+_CYCLE = 64
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def base36(value: int) -> str:
+    if value == 0:
+        return "0"
+    out = []
+    while value:
+        value, digit = divmod(value, 36)
+        out.append(_DIGITS[digit])
+    return "".join(reversed(out))
+
+
+def stream_period(*, messages: int, message_size: int, conversations: int) -> int:
+    """Tokens before a conversation's stream repeats: the whole stream where it fits."""
+    budget = STREAM_BUDGET_CHARS // max(1, message_size * conversations)
+    return max(1, min(MAX_PERIOD, messages, budget))
+
+
+@functools.lru_cache(maxsize=8)
+def _bodies(head_length: int, period: int, size: int) -> tuple[str, ...]:
+    """Each slot's token without its conversation prefix, for prefixes of one length."""
+    pattern = _FILLER * (size // len(_FILLER) + 2)
+    bodies = []
+    for slot in range(period):
+        name = base36(slot) + "|"
+        offset = slot % _CYCLE
+        bodies.append(name + pattern[offset: offset + max(0, size - head_length - len(name))])
+    return tuple(bodies)
+
+
+def stream_text(conversation: int, *, period: int, size: int) -> str:
+    """A conversation's stream string: its tokens ``0 .. period - 1``, concatenated.
+
+    Token ``slot`` is ``<conversation>:<slot>|`` in base 36, then filler, ``size`` characters
+    in all (cut short, identity and all, when ``size`` is smaller than that prefix).
+    """
+    head = base36(conversation) + ":"
+    bodies = _bodies(len(head), period, size)
+    if len(head) + len(base36(period - 1)) + 1 <= size:
+        return head + head.join(bodies)  # every token is exactly ``size`` long already
+    return "".join([(head + body)[:size] for body in bodies])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Divergence:
+    """The first place a conversation's stream differed from what was made."""
+
+    conversation: int
+    index: int  # the expected index at that point
+    kind: str  # "lost", "duplicated", "reordered", "corrupted", "ended short", ...
+    expected: str
+    got: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamReport:
+    """What the verifier saw over one run; the judge compares it with the scenario."""
+
+    verified: bool  # the target took its tokens from the harness and handed them back
+    tokens_made: int  # distinct tokens made (highest index made + 1, per conversation)
+    tokens_received: int  # tokens accepted exactly once
+    lost: int
+    duplicated: int
+    reordered: int
+    corrupted: int
+    streams_completed: int
+    ended_short: int  # streams ended before their last token
+    failed: int  # conversations the target reported as failed
+    unexpected_failures: int  # failed where the scenario injected no failure
+    unreported_failures: int  # injected failures the target never reported
+    first_divergence: Divergence | None
+    latency: LatencySummary  # token made -> token received
+    ttft: LatencySummary  # conversation's first token made -> first token received
+    max_gap_ms: float | None  # largest time between two tokens of one conversation
+
+
+class _Conversation:
+    __slots__ = ("ended", "expected_total", "failed", "first_at", "given_up", "index",
+                 "last_at", "made_high", "max_gap", "next", "opened_at", "pending", "received",
+                 "stamps", "stream", "stream2")
+
+    def __init__(self, index: int, size: int, period: int, expected_total: int) -> None:
+        self.index = index
+        self.stream = stream_text(index, period=period, size=size)
+        self.stream2 = self.stream + self.stream  # a run that wraps is still one window
+        self.expected_total = expected_total
+        self.next = 0  # the index the next in-order token must have
+        self.received = 0
+        self.made_high = 0  # one past the highest index made
+        self.pending: set[int] = set()  # skipped indices that may still arrive
+        self.given_up = 0  # skipped indices too far back to wait for: lost
+        self.stamps: deque[tuple[int, int, float]] = deque()  # (start, end, made at)
+        self.opened_at: float | None = None
+        self.first_at: float | None = None
+        self.last_at = 0.0
+        self.max_gap = 0.0
+        self.ended = False
+        self.failed: str | None = None
+
+
+class VerifiedStreams:
+    """Both ends of every conversation of one run: the token source and the checking sink."""
+
+    def __init__(self, *, messages: int, message_size: int, conversations: int,
+                 fail_at: dict[int, int] | None = None) -> None:
+        if message_size < 1:
+            raise ValueError(f"message_size must be at least 1, got {message_size}")
+        self.size = message_size
+        self.messages = messages
+        self.period = stream_period(messages=messages, message_size=message_size,
+                                    conversations=conversations)
+        self.fail_at = dict(fail_at or {})
+        self._convs = [
+            _Conversation(c, message_size, self.period, self.fail_at.get(c, messages))
+            for c in range(conversations)
+        ]
+        self._cuts = [slice(slot * message_size, (slot + 1) * message_size)
+                      for slot in range(2 * self.period)]
+        self.used = False  # any token made or received through the harness
+        self.streams_completed = 0
+        self.ended_short = 0
+        self.duplicated = 0
+        self.reordered = 0
+        self.corrupted = 0
+        self.unknown_failures: list[str] = []
+        self.first_divergence: Divergence | None = None
+        self.latency = Histogram()
+        self.ttft = Histogram()
+
+    # The source side (what ``params`` offers).
+
+    def _conversation(self, conversation: int) -> _Conversation:
+        if not 0 <= conversation < len(self._convs):
+            raise ValueError(f"conversation {conversation} is outside this scenario's "
+                             f"0..{len(self._convs) - 1}")
+        return self._convs[conversation]
+
+    def tokens(self, conversation: int, start: int, count: int) -> list[str]:
+        """Tokens ``start .. start + count - 1`` of a conversation, each a new string."""
+        conv = self._conversation(conversation)
+        if start < 0 or count < 0:
+            raise ValueError(f"tokens({conversation}, {start}, {count}): negative index or count")
+        now = time.perf_counter()
+        self.used = True
+        if conv.opened_at is None:
+            conv.opened_at = now
+        out: list[str] = []
+        cut = conv.stream2.__getitem__
+        position = start
+        while len(out) < count:
+            offset = position % self.period
+            take = min(count - len(out), self.period)
+            out.extend(map(cut, self._cuts[offset: offset + take]))
+            position += take
+        if count:
+            stamps = conv.stamps
+            stamps.append((start, start + count, now))
+            if len(stamps) > MAX_STAMPS:
+                stamps.popleft()  # made and never received: no latency to record for it
+            conv.made_high = max(conv.made_high, start + count)
+        return out
+
+    def token(self, conversation: int, index: int) -> str:
+        """Token ``index`` of a conversation."""
+        return self.tokens(conversation, index, 1)[0]
+
+    # The sink side (what ``stats`` offers).
+
+    def receive(self, conversation: int, text: str) -> None:
+        """One or more whole tokens of a conversation, concatenated, as the consumer got them."""
+        self.used = True
+        now = time.perf_counter()
+        conv = self._conversation(conversation)
+        size = self.size
+        length = len(text)
+        count, partial = divmod(length, size)
+        # In order and intact: one comparison against the stream string, wherever the run
+        # wraps. Late arrivals of skipped tokens never match here and take the slow path.
+        if (not partial and count and length <= len(conv.stream)
+                and conv.stream2.startswith(text, (conv.next % self.period) * size)):
+            self._accept(conv, conv.next, count, now)
+            return
+        self._receive_slowly(conv, text, now)
+
+    def end(self, conversation: int) -> None:
+        """The consumer saw the conversation's stream end normally."""
+        self.used = True
+        conv = self._conversation(conversation)
+        if conv.ended:
+            return
+        conv.ended = True
+        self.streams_completed += 1
+        if conv.next < conv.expected_total or conv.pending:
+            self.ended_short += 1
+            self._diverged(conv, "ended short", f"{conv.expected_total} tokens",
+                           f"{conv.next - len(conv.pending)} tokens")
+
+    def fail(self, conversation: int, error: object) -> None:
+        """The consumer saw the conversation's stream fail (``error``: an exception or text)."""
+        self.used = True
+        conv = self._conversation(conversation)
+        if conv.failed is None:
+            conv.failed = _one_line(error)
+
+    # Checking.
+
+    def _accept(self, conv: _Conversation, start: int, count: int, now: float) -> None:
+        end = start + count
+        stamps = conv.stamps
+        record = self.latency.record
+        while stamps and stamps[0][0] < end:
+            made_start, made_end, made_at = stamps[0]
+            overlap = min(made_end, end) - max(made_start, start)
+            if overlap > 0:
+                record(now - made_at, overlap)
+            if made_end <= end:
+                stamps.popleft()
+            else:
+                break
+        if conv.first_at is None:
+            conv.first_at = now
+            self.ttft.record(now - (conv.opened_at if conv.opened_at is not None else now))
+        elif now - conv.last_at > conv.max_gap:
+            conv.max_gap = now - conv.last_at
+        conv.last_at = now
+        conv.received += count
+        if start == conv.next:
+            conv.next = end
+
+    def _receive_slowly(self, conv: _Conversation, text: str, now: float) -> None:
+        size = self.size
+        whole = len(text) - len(text) % size
+        for begin in range(0, whole, size):
+            self._one_token(conv, text[begin: begin + size], now)
+        if whole < len(text):
+            self.corrupted += 1
+            self._diverged(conv, "corrupted", f"whole tokens of {size} characters",
+                           text[whole:])
+
+    def _one_token(self, conv: _Conversation, token: str, now: float) -> None:
+        expected = self._expected(conv, conv.next)
+        if token == expected:
+            self._accept(conv, conv.next, 1, now)
+            return
+        index = self._identify(conv, token)
+        if index is None:
+            self.corrupted += 1
+            self._diverged(conv, "corrupted", expected, token)
+            conv.next += 1  # damaged in place: the stream goes on after it
+            return
+        if index > conv.next:
+            self._diverged(conv, "lost", expected, token)
+            waiting_from = max(conv.next, index - REORDER_WINDOW)
+            conv.given_up += waiting_from - conv.next
+            conv.pending.update(range(waiting_from, index))
+            conv.next = index
+            self._accept(conv, index, 1, now)
+            while len(conv.pending) > REORDER_WINDOW:
+                conv.pending.remove(min(conv.pending))  # too late to arrive: lost
+                conv.given_up += 1
+        elif index in conv.pending:
+            conv.pending.remove(index)
+            self.reordered += 1
+            self._diverged(conv, "reordered", expected, token)
+            self._accept(conv, index, 1, now)
+        else:
+            self.duplicated += 1
+            self._diverged(conv, "duplicated", expected, token)
+
+    def _expected(self, conv: _Conversation, index: int) -> str:
+        slot = index % self.period
+        return conv.stream[slot * self.size: (slot + 1) * self.size]
+
+    def _identify(self, conv: _Conversation, token: str) -> int | None:
+        """The absolute index of an intact token of this conversation, nearest the expected."""
+        head, bar, _ = token.partition("|")
+        owner, colon, slot_text = head.partition(":")
+        try:
+            owner_index, slot = int(owner, 36), int(slot_text, 36)
+        except ValueError:
+            return None
+        if (not bar or not colon or owner_index != conv.index or slot >= self.period
+                or token != conv.stream[slot * self.size: (slot + 1) * self.size]):
+            return None
+        base = conv.next - conv.next % self.period + slot
+        candidates = (base - self.period, base, base + self.period)
+        return min((c for c in candidates if c >= 0), key=lambda c: abs(c - conv.next))
+
+    def _diverged(self, conv: _Conversation, kind: str, expected: str, got: str) -> None:
+        if self.first_divergence is None:
+            self.first_divergence = Divergence(conversation=conv.index, index=conv.next,
+                                               kind=kind, expected=expected[:80],
+                                               got=got[:80])
+
+    def report(self) -> StreamReport:
+        """The verdict's inputs; call once the run is over (a live stream counts as short)."""
+        lost = 0
+        made = 0
+        unexpected = unreported = failed = 0
+        gaps = [c.max_gap for c in self._convs if c.first_at is not None]
+        for conv in self._convs:
+            made += conv.made_high
+            lost += conv.given_up + len(conv.pending) + max(0, conv.expected_total - conv.next)
+            injected = conv.index in self.fail_at and self.fail_at[conv.index] < self.messages
+            if conv.failed is not None:
+                failed += 1
+                unexpected += not injected
+            elif injected:
+                unreported += 1
+        if lost and self.first_divergence is None:
+            short = next(c for c in self._convs if c.pending or c.next < c.expected_total)
+            self._diverged(short, "lost", self._expected(short, short.next), "(nothing)")
+        return StreamReport(
+            verified=self.used, tokens_made=made,
+            tokens_received=sum(c.received for c in self._convs), lost=lost,
+            duplicated=self.duplicated, reordered=self.reordered, corrupted=self.corrupted,
+            streams_completed=self.streams_completed, ended_short=self.ended_short,
+            failed=failed, unexpected_failures=unexpected, unreported_failures=unreported,
+            first_divergence=self.first_divergence, latency=self.latency.summary(),
+            ttft=self.ttft.summary(),
+            max_gap_ms=max(gaps) * 1000 if gaps else None,
+        )
+
+
+def _one_line(error: object) -> str:
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    return " ".join(text.split())[:300]
