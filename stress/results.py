@@ -29,6 +29,26 @@ class Metrics:
     quit_latency_ms: float | None = None  # quit requested under load -> run() returned
     loss_pct: float = 0.0  # (sent - received) / sent
     leaked_mb: float | None = None  # memray: bytes still allocated at exit
+    # The stream as the harness verified it (stress.streams); all zero/None for a target that
+    # only reports counters (verified False: its counts are the target's word).
+    verified: bool = False
+    lost: int = 0  # tokens made that never arrived
+    duplicated: int = 0
+    reordered: int = 0  # arrived, but after a later token of their conversation
+    corrupted: int = 0
+    ended_short: int = 0  # streams ended before their last token
+    unexpected_failures: int = 0  # conversations failed where no failure was injected
+    unreported_failures: int = 0  # injected failures the target did not report
+    first_divergence: str | None = None  # e.g. "conversation 3, token 1200: duplicated ..."
+    latency_p50_ms: float | None = None  # token made -> token received
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_max_ms: float | None = None
+    ttft_p50_ms: float | None = None  # a conversation's first token: made -> received
+    ttft_max_ms: float | None = None
+    max_gap_ms: float | None = None  # longest wait between two tokens of one conversation
+    memory_growth_per_1k_tokens_mb: float | None = None
+    memory_slope_mb_per_min: float | None = None  # soak runs: fitted after the warm-up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +112,8 @@ class Result:
     notes: tuple[str, ...] = ()  # e.g. "py-spy could not attach: ..."
     repeats: int = 1
     checks: tuple[Check, ...] = ()  # every threshold of the scenario with its verdict
+    # Token latency histogram of the measured run: (bucket upper bound in ms, tokens), for plots.
+    latency_histogram: tuple[tuple[float, int], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -121,6 +143,8 @@ class Result:
             notes=tuple(data.get("notes", ())),
             repeats=int(data.get("repeats", 1)),
             checks=tuple(Check(**c) for c in data.get("checks", ())),
+            latency_histogram=tuple((float(ms), int(n))
+                                    for ms, n in data.get("latency_histogram", ())),
         )
 
 

@@ -35,6 +35,9 @@ class Thresholds:
     max_quit_latency_ms: float | None = None
     max_loss_pct: float | None = None  # 0 is valid: no loss allowed
     max_leaked_mb: float | None = None  # judged only on a memray run
+    max_p99_latency_ms: float | None = None  # token made -> received, 99th percentile
+    max_ttft_ms: float | None = None  # time to first token, slowest conversation
+    max_gap_ms: float | None = None  # longest wait between two tokens of one conversation
 
 
 @dataclass(frozen=True, kw_only=True)
