@@ -72,8 +72,9 @@ def steps_using(workflow: Node, action: str) -> list[tuple[str, Node]]:
 
 
 def kit_action_step(workflow: Node, job: str) -> Node:
-    [step] = [step for step in workflow["jobs"][job]["steps"] if step.get("uses") == "./"]
-    return step
+    found: list[Node] = [s for s in workflow["jobs"][job]["steps"] if s.get("uses") == "./"]
+    assert len(found) == 1, f"{job}: {len(found)} steps use the kit's action"
+    return found[0]
 
 
 def nox_arguments(script: str, session: str, values: dict[str, str]) -> list[str]:
