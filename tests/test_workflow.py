@@ -265,6 +265,22 @@ def test_lint_runs_zizmor_offline_and_it_finds_nothing() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_every_script_passes_shellcheck(workflow: Node, tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed here")
+    scripts = [(f"{job}: {step.get('name', step.get('id', ''))}", step["run"])
+               for job, step in all_steps(workflow) if "run" in step]
+    scripts += [(f"action.yml: {step['id']}", step["run"])
+                for step in load(ACTION)["runs"]["steps"] if "run" in step]
+    for index, (where, script) in enumerate(scripts):
+        path = tmp_path / f"{index}.sh"
+        path.write_text(f"#!/bin/bash\nset -eo pipefail\n{script}", encoding="utf-8")
+        done = subprocess.run([shellcheck, "--shell=bash", str(path)], capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, f"{where}:\n{done.stdout}"
+
+
 # -- the stress matrix and its artifacts ----------------------------------------------------
 
 
