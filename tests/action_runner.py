@@ -239,6 +239,7 @@ name = "ab.md" if args[0] == "ab" else "summary.md"
 text = f"**{args[0]} verdict: exit {code}**\\n\\n| table |\\n"
 (out / name).write_text(text, encoding="utf-8")
 (out / ("ab.json" if args[0] == "ab" else "results.json")).write_text("{}", encoding="utf-8")
+(out / f"{args[0]}.pythonpath").write_text(os.environ.get("PYTHONPATH", ""), encoding="utf-8")
 if os.environ.get("FAKE_APPENDS_SUMMARY") or args[0] == "ab":
     with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
         summary.write(text + "\\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -164,6 +165,9 @@ def test_a_push_runs_the_suite_and_no_gate(action: dict[str, Any], tmp_path: Pat
     [(_, upload)] = [(u, w) for u, w in run.uses if u.startswith("actions/upload-artifact@")]
     assert upload["path"] == str(results)
     assert (results / "results.json").is_file()
+    # the target is the project's module: the kit imports it from the working directory
+    pythonpath = (results / "run.pythonpath").read_text(encoding="utf-8")
+    assert pythonpath.split(":")[0] == str(tmp_path / "workspace")
     assert upload["name"] == "stress-results"
     assert (run.github_path, run.github_env) == ("", "")  # the job's PATH and env untouched
 
@@ -255,9 +259,14 @@ def kit_is_built() -> str | None:
 def test_the_action_installs_the_kit_and_runs_a_scenario(action: dict[str, Any],
                                                          tmp_path: Path) -> None:
     # The host engine: this test checks the action, the container tests check the engine.
+    # A user's project: its own target module in a folder of the workspace.
+    project = tmp_path / "workspace" / "project"
+    project.mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "user_targets.py", project / "user_targets.py")
     run = run_action(
         action, inputs={"scenarios": "short", "engine": "host", "profile": "",
-                        "run-args": "--scale 0.01"},
+                        "run-args": "--scale 0.01", "target": "user_targets:EchoPipeline",
+                        "working-directory": "project"},
         workspace=tmp_path / "workspace", temp=tmp_path / "runner-temp", action_path=REPO,
         given={"python": {"python-path": sys.executable}})
     for step in run.steps:
@@ -265,6 +274,7 @@ def test_the_action_installs_the_kit_and_runs_a_scenario(action: dict[str, Any],
     assert run.outputs["exit-code"] == "0"
     assert run.outputs["passed"] == "true"
     results = Path(run.outputs["results-dir"])
+    assert results == project / "stress-results"
     for name in ("results.json", "junit.xml", "summary.md", "report.html"):
         assert (results / name).is_file(), name
     first_line = (results / "summary.md").read_text(encoding="utf-8").splitlines()[0]
