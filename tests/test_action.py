@@ -196,18 +196,19 @@ def test_a_failed_suite_still_uploads_and_says_why(action: dict[str, Any], tmp_p
 def test_a_pull_request_is_gated_against_its_base_commit(
         action: dict[str, Any], tmp_path: Path, fake_kit: Path) -> None:
     run, calls = run_with_fake(action, tmp_path, fake_kit, inputs={
-        "scenarios": "short", "max-drop": "15", "gate-args": "--rounds 3"},
+        "scenarios": "short", "max-drop": "15", "gate-args": "--rounds 3",
+        "target": "mypkg.pipeline:build"},
         event_name="pull_request", FAKE_AB_EXIT="3")
     results = run.outputs["results-dir"]
     [suite, gate] = calls
     assert suite[0] == "run"
     base = subprocess.run(["git", "rev-parse", "HEAD~1"], cwd=tmp_path / "workspace",
                           check=True, capture_output=True, text=True).stdout.strip()
-    assert gate == ["ab", base, "HEAD", "short", "--max-drop", "15", "--out", f"{results}/ab",
-                    "--rounds", "3"]
+    assert gate == ["ab", base, "HEAD", "short", "--target", "mypkg.pipeline:build",
+                    "--max-drop", "15", "--out", f"{results}/ab", "--rounds", "3"]
     args = build_parser().parse_args(gate)
-    assert (args.base_ref, args.head_ref, args.names, args.max_drop, args.rounds) == (
-        base, "HEAD", ["short"], 15, 3)
+    assert (args.base_ref, args.head_ref, args.names, args.target, args.max_drop,
+            args.rounds) == (base, "HEAD", ["short"], "mypkg.pipeline:build", 15, 3)
     assert run.outputs["gate-exit-code"] == "3"
     assert run.outputs["exit-code"] == "0"
     assert run.outputs["passed"] == "false"
