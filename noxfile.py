@@ -57,6 +57,7 @@ def lint(session: nox.Session) -> None:
         session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     else:
         session.log("no workflow files under .github/workflows yet: schema check skipped")
+    session.run("zizmor", "--offline", "--collect=workflows,actions,dependabot", ".")
 
 
 @nox.session(tags=["docker"])
