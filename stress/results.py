@@ -61,6 +61,7 @@ class Failure:
     message: str  # e.g. "Message loss too high: 15.43% (sent: 100000, received: 84570)"
     headline: str  # e.g. "FAILURE: Significant message loss under backpressure"
     diagnosis: tuple[str, ...] = ()
+    evidence: str | None = None  # e.g. memray's leak report, for the reports to show
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stress.child import ChildSpec
+from stress.engine.protocol import ChildFigures, ChildSpec
 from stress.profiling import ProfileOutcome, Profiler, make_profiler
 from stress.profiling.offline_html import memray_vendor_dir, remote_assets
 from stress.scenario import Scenario
@@ -29,7 +29,7 @@ MEMORY_ROLES = {"memray_capture", "memray_flamegraph", "memray_leaks_flamegraph"
 class ProfiledRun:
     outcome: ProfileOutcome
     returncode: int
-    figures: dict[str, Any]
+    figures: ChildFigures | None
     wall_s: float
     log: str
 
@@ -43,7 +43,7 @@ def run_profiled(profiler: Profiler | None, scenario: Scenario, target: str, wor
                      sample_interval_s=0.1, measure_quit=False)
     spec_path = work / "spec.json"
     spec_path.write_text(spec.to_json(), encoding="utf-8")
-    argv = [sys.executable, "-m", "stress.child", str(spec_path)]
+    argv = [sys.executable, "-m", "stress.engine.child", str(spec_path)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     if profiler is not None:
@@ -65,8 +65,8 @@ def run_profiled(profiler: Profiler | None, scenario: Scenario, target: str, wor
     wall_s = time.perf_counter() - started
     outcome = profiler.finish(timed_out=timed_out) if profiler is not None else \
         ProfileOutcome(kind="none", artifacts={})
-    figures = json.loads(spec.result_path.read_text(encoding="utf-8")) \
-        if spec.result_path.exists() else {}
+    figures = ChildFigures.from_json(spec.result_path.read_text(encoding="utf-8")) \
+        if spec.result_path.exists() else None
     return ProfiledRun(outcome=outcome, returncode=proc.returncode, figures=figures,
                        wall_s=wall_s, log=log_path.read_text(encoding="utf-8", errors="replace"))
 
@@ -122,7 +122,9 @@ def test_leak_fault_is_named_in_the_leak_report(leak_run: tuple[ProfiledRun, Pat
 def test_reference_pipeline_profile(reference_run: tuple[ProfiledRun, Path]) -> None:
     run, out = reference_run
     assert run.returncode == 0, run.log
-    assert run.figures["tokens_received"] == 50_000
+    assert run.figures is not None
+    assert run.figures.run is not None
+    assert run.figures.run.tokens_received == 50_000
     outcome = run.outcome
     assert outcome.kind == "memory"
     assert outcome.notes == ()

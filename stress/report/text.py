@@ -10,7 +10,7 @@ metric is in results.json and report.html whatever the block shows.
 
 from __future__ import annotations
 
-from stress.judge import MEMORY_DIAGNOSIS
+from stress.engine.judge import MEMORY_DIAGNOSIS
 from stress.results import Failure, Result
 from stress.scenario import Scenario
 
