@@ -121,3 +121,44 @@ def test_scenario_scaling_keeps_thresholds() -> None:
     scaled = SCENARIOS["short"].scaled(0.01)
     assert scaled.thresholds == SCENARIOS["short"].thresholds
     assert dataclasses.replace(scaled, messages=1_000_000) == SCENARIOS["short"]
+
+
+def test_every_threshold_gets_a_check_and_the_failures_follow_them() -> None:
+    scenario = SCENARIOS["concurrent"]  # throughput, memory growth and loss
+    run, quit_ = figures(tokens_received=84_570, streams_completed=10)
+    metrics = metrics_of((run, quit_))
+    checks = judge.checks(scenario.thresholds, metrics, finished=True)
+    assert [(c.metric, c.label, c.limit, c.better, c.met) for c in checks] == [
+        ("loss_pct", "Message loss", 1.0, "lower", False),
+        ("memory_growth_mb", "Memory growth", 100.0, "lower", True),
+        ("throughput", "Throughput", 10_000.0, "higher", True),
+    ]
+    assert checks[0].value == metrics.loss_pct
+    failed = [c.metric for c in checks if c.met is False]
+    assert failed == ["loss_pct"]
+    assert [f.kind for f in judge.threshold_failures(scenario, metrics, quit_)] == ["loss"]
+
+
+def test_an_unfinished_run_or_an_unmeasured_figure_is_not_judged() -> None:
+    limits = SCENARIOS["short"].thresholds
+    metrics = metrics_of(figures())
+    assert {c.met for c in judge.checks(limits, metrics, finished=False)} == {None}
+    leak_limit = dataclasses.replace(limits, max_leaked_mb=5.0)
+    (leak,) = [c for c in judge.checks(leak_limit, metrics, finished=True)
+               if c.metric == "leaked_mb"]
+    assert (leak.value, leak.met) == (None, None)  # no memray run, no leak figure
+    measured = dataclasses.replace(metrics, leaked_mb=7.5)
+    (leak,) = [c for c in judge.checks(leak_limit, measured, finished=True)
+               if c.metric == "leaked_mb"]
+    assert (leak.value, leak.met) == (7.5, False)
+
+
+def test_the_leak_failure_carries_memray_report_as_evidence() -> None:
+    report = "Top sites\n  12.0 MB  leak_me (faults.py:10)\n"
+    failure = judge.leak_failure(50.0, 5.0, report)
+    assert failure is not None
+    assert failure.evidence == report
+    generic = judge.leak_failure(50.0, 5.0, None)
+    assert generic is not None
+    assert generic.evidence is None
+    assert generic.diagnosis == judge.MEMORY_DIAGNOSIS
