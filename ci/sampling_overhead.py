@@ -4,7 +4,7 @@
                                    [--target MODULE:ATTR] [--messages N]
 
 The scenario child samples its RSS and counters from a thread every ``--sample-interval``
-seconds (stress.child.Sampler), and the runner reads each sample as it arrives. Sampling
+seconds (stress.engine.sampler.Sampler), and the runner reads each sample as it arrives. Sampling
 cannot be switched off: an interval far longer than the run (OFF_INTERVAL_S) leaves only the
 sample written when the measured run starts, none while tokens flow, which is "off" for this
 purpose. ``--interval`` costs any other interval the same way (e.g. 0.005).
@@ -210,7 +210,7 @@ def per_sample_cost(work: Path, rounds: int) -> tuple[float, float, float]:
     work and its system calls. While the sampler holds the GIL the loop's thread stands still;
     not counted is the loop thread's own cost of taking the GIL back after each hand-over.
     """
-    from stress.child import SAMPLER_THREAD, Sampler
+    from stress.engine.sampler import SAMPLER_THREAD, Sampler
 
     costs = []
     for number in range(rounds):

@@ -160,34 +160,55 @@ def parse_results_document(data: dict[str, Any]) -> list[Result]:
     return [Result.from_dict(entry) for entry in data["scenarios"]]
 
 
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How one threshold judges one figure."""
+
+    limit: str  # the Thresholds field
+    metric: str  # the Metrics field it judges
+    label: str
+    better: Literal["higher", "lower"]
+
+
+# In the seed's order of importance. Reaching a limit fails (a throughput must be above its
+# minimum, the others below their maximum), except that a maximum of 0 means "none allowed"
+# and passes at exactly 0.
+THRESHOLD_RULES = (
+    ThresholdRule("max_loss_pct", "loss_pct", "Message loss", "lower"),
+    ThresholdRule("max_memory_growth_mb", "memory_growth_mb", "Memory growth", "lower"),
+    ThresholdRule("min_throughput", "throughput", "Throughput", "higher"),
+    ThresholdRule("max_quit_latency_ms", "quit_latency_ms", "Quit latency", "lower"),
+    ThresholdRule("max_leaked_mb", "leaked_mb", "Leaked at exit", "lower"),
+    ThresholdRule("max_p99_latency_ms", "latency_p99_ms", "Token latency p99", "lower"),
+    ThresholdRule("max_ttft_ms", "ttft_max_ms", "Time to first token", "lower"),
+    ThresholdRule("max_gap_ms", "max_gap_ms", "Longest gap between tokens", "lower"),
+)
+
+
+def meets(value: float, limit: float, better: Literal["higher", "lower"]) -> bool:
+    if better == "higher":
+        return value > limit
+    return value < limit or (limit == 0 and value == 0)
+
+
 def threshold_checks(scenario: Scenario, metrics: Metrics, status: Status) -> tuple[Check, ...]:
     """Every threshold the scenario sets with its verdict: the one place a verdict is computed.
 
-    A limit is met strictly (a throughput above its minimum, the others below their maximum).
     A value that was not measured has no verdict: quit latency when no quit was requested,
     leaked memory without a memray run, and every figure of a run that did not finish (what it
     had done when it stopped is not a measurement: tokens still in the channel were in flight,
     not lost).
     """
-    limits = scenario.thresholds
     finished = status not in UNFINISHED_STATUSES
-    judged: list[tuple[str, str, float | None, float | None, Literal["higher", "lower"]]] = [
-        ("throughput", "Throughput", limits.min_throughput, metrics.throughput, "higher"),
-        ("memory_growth_mb", "Memory growth", limits.max_memory_growth_mb,
-         metrics.memory_growth_mb, "lower"),
-        ("quit_latency_ms", "Quit latency", limits.max_quit_latency_ms, metrics.quit_latency_ms,
-         "lower"),
-        ("loss_pct", "Message loss", limits.max_loss_pct, metrics.loss_pct, "lower"),
-        ("leaked_mb", "Leaked at exit", limits.max_leaked_mb, metrics.leaked_mb, "lower"),
-    ]
     checks = []
-    for metric, label, limit, figure, better in judged:
+    for rule in THRESHOLD_RULES:
+        limit: float | None = getattr(scenario.thresholds, rule.limit)
         if limit is None:
             continue
-        value = figure if finished else None
-        met = None if value is None else value > limit if better == "higher" else value < limit
-        checks.append(Check(metric=metric, label=label, limit=limit, value=value, better=better,
-                            met=met))
+        value: float | None = getattr(metrics, rule.metric) if finished else None
+        met = None if value is None else meets(value, limit, rule.better)
+        checks.append(Check(metric=rule.metric, label=rule.label, limit=limit, value=value,
+                            better=rule.better, met=met))
     return tuple(checks)
 
 

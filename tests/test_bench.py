@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from stress import bench
-from stress.errors import ConfigError
+from stress.bench import bench, ceiling, workloads
+from stress.config import load_scenarios
+from stress.errors import ConfigError, ExitCode, StressError
 from stress.target import Stats
 
 REPO = Path(__file__).resolve().parents[1]
-WORKLOADS = {w.name: w for w in bench.WORKLOADS}
+WORKLOADS = {w.name: w for w in workloads.WORKLOADS}
 
 
 def row(workload: str, **overrides: object) -> bench.BenchRow:
@@ -35,32 +36,40 @@ def test_the_seed_workloads_and_their_sizes() -> None:
     short, medium = WORKLOADS["short"].scenario, WORKLOADS["medium"].scenario
     assert (short.messages, short.message_size) == (1_000_000, 10)
     assert (medium.messages, medium.message_size) == (1_000_000, 100)
-    assert bench.ideal_duration_s(WORKLOADS["rapid"].scenario) == pytest.approx(10.0, rel=1e-5)
-    assert bench.ideal_duration_s(WORKLOADS["backpressure"].scenario) == pytest.approx(10.0)
-    assert bench.ideal_duration_s(short) is None
-    assert bench.payload_mb(medium) == pytest.approx(95.37, abs=0.01)
+    assert workloads.ideal_duration_s(WORKLOADS["rapid"].scenario) == pytest.approx(10.0,
+                                                                                    rel=1e-5)
+    assert workloads.ideal_duration_s(WORKLOADS["backpressure"].scenario) == pytest.approx(10.0)
+    assert workloads.ideal_duration_s(short) is None
+    assert workloads.payload_mb(medium) == pytest.approx(95.37, abs=0.01)
+
+
+def test_workload_sizes_are_the_builtin_scenarios() -> None:
+    builtin = load_scenarios()
+    for name, workload in WORKLOADS.items():
+        assert dataclasses.replace(workload.scenario, thresholds=builtin[name].thresholds) == \
+            builtin[name]
 
 
 def test_unknown_workload_names_the_choices() -> None:
     with pytest.raises(ConfigError, match="unknown workload 'shrot'; choose from short"):
-        bench.select(["shrot"])
-    assert [w.name for w in bench.select(["rapid", "short"])] == ["short", "rapid"]
+        workloads.select(["shrot"])
+    assert [w.name for w in workloads.select(["rapid", "short"])] == ["short", "rapid"]
 
 
 def test_targets_met_and_missed() -> None:
     short = WORKLOADS["short"]
     good = row("short")
-    assert all(c.ok for c in bench.judge(short, good))
+    assert all(c.ok for c in bench.checks(short, good))
     slow = row("short", throughput=450_000.0, ratio=0.25, memory_growth_mb=31.0)
-    missed = {c.name for c in bench.judge(short, slow) if not c.ok}
+    missed = {c.name for c in bench.checks(short, slow) if not c.ok}
     assert missed == {"throughput", "ratio", "memory_growth"}
 
 
 def test_memory_target_scales_with_the_payload() -> None:
     medium = WORKLOADS["medium"]
-    checks = bench.judge(medium, row("medium", payload_mb=100.0, memory_growth_mb=129.0))
+    checks = bench.checks(medium, row("medium", payload_mb=100.0, memory_growth_mb=129.0))
     assert [c.ok for c in checks if c.name == "memory_growth"] == [True]
-    checks = bench.judge(medium, row("medium", payload_mb=100.0, memory_growth_mb=131.0))
+    checks = bench.checks(medium, row("medium", payload_mb=100.0, memory_growth_mb=131.0))
     assert [c.ok for c in checks if c.name == "memory_growth"] == [False]
 
 
@@ -68,23 +77,23 @@ def test_paced_targets_duration_quit_and_loss() -> None:
     rapid, backpressure = WORKLOADS["rapid"], WORKLOADS["backpressure"]
     on_time = row("rapid", duration_s=10.5, ideal_duration_s=10.0, quit_latency_ms=3.0,
                   pending_after_quit=0)
-    assert all(c.ok for c in bench.judge(rapid, on_time))
+    assert all(c.ok for c in bench.checks(rapid, on_time))
     late = row("rapid", duration_s=11.5, ideal_duration_s=10.0, quit_latency_ms=25.0,
                pending_after_quit=2)
-    assert {c.name for c in bench.judge(rapid, late) if not c.ok} == {
+    assert {c.name for c in bench.checks(rapid, late) if not c.ok} == {
         "duration", "quit_latency", "pending_after_quit"}
     never_quit = row("rapid", duration_s=10.0, ideal_duration_s=10.0)
-    assert {c.name for c in bench.judge(rapid, never_quit) if not c.ok} == {
+    assert {c.name for c in bench.checks(rapid, never_quit) if not c.ok} == {
         "quit_latency", "pending_after_quit"}
     lossy = row("backpressure", duration_s=10.0, ideal_duration_s=10.0, loss_pct=0.5,
                 quit_latency_ms=1.0, pending_after_quit=0)
-    assert {c.name for c in bench.judge(backpressure, lossy) if not c.ok} == {"loss"}
+    assert {c.name for c in bench.checks(backpressure, lossy) if not c.ok} == {"loss"}
 
 
 def test_table_shows_figures_ratio_and_verdicts() -> None:
     short = WORKLOADS["short"]
     rows = [
-        dataclasses.replace(r, checks=bench.judge(short, r))
+        dataclasses.replace(r, checks=bench.checks(short, r))
         for r in (row("short"), row("short", loop="uvloop", throughput=300_000.0))
     ]
     table = bench.format_table(rows)
@@ -98,21 +107,46 @@ def test_table_shows_figures_ratio_and_verdicts() -> None:
 def test_bare_queue_ceiling_moves_every_token() -> None:
     scenario = dataclasses.replace(WORKLOADS["concurrent"].scenario, messages=2000)
     stats = Stats()
-    asyncio.run(bench.bare_queue(scenario, stats))
+    asyncio.run(ceiling.bare_queue().run(scenario, stats, asyncio.Event()))
     assert stats == Stats(messages_sent=20_000, tokens_received=20_000,
                           streams_completed=10, errors=0)
+
+
+def test_bare_queue_ceiling_honours_quit() -> None:
+    scenario = dataclasses.replace(WORKLOADS["short"].scenario, messages=10_000_000)
+
+    async def quit_soon() -> Stats:
+        stats, quit_event = Stats(), asyncio.Event()
+        task = asyncio.create_task(ceiling.bare_queue().run(scenario, stats, quit_event))
+        while stats.tokens_received < 1000:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        quit_event.set()
+        await asyncio.wait_for(task, 5)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+        return stats
+
+    assert asyncio.run(quit_soon()).tokens_received < 10_000_000
+
+
+def test_bench_error_is_a_stress_error_with_the_crash_code() -> None:
+    assert issubclass(bench.BenchError, StressError)
+    assert bench.BenchError("x").exit_code == ExitCode.CRASHED_OR_HUNG
 
 
 @pytest.mark.slow
 def test_child_measures_in_a_fresh_interpreter() -> None:
     scenario = WORKLOADS["rapid"].scenario.scaled(0.01)
-    figures = bench.run_child("pipeline", scenario, "asyncio", measure_quit=True,
-                              timeout_s=60)
-    assert figures["tokens_received"] == figures["messages_sent"] == 10_000
-    assert figures["duration_s"] >= 9_999 * 10e-6
-    assert figures["quit_latency_ms"] is not None
-    assert figures["pending_after_quit"] == []
-    assert isinstance(figures["memory_growth_mb"], float)
+    figures = bench.run_target("stress.pipeline:reference", scenario, "asyncio",
+                               measure_quit=True, timeout_s=60)
+    assert figures.run.tokens_received == figures.run.messages_sent == 10_000
+    assert figures.run.duration_s >= 9_999 * 10e-6
+    assert figures.quit is not None
+    assert figures.quit.latency_ms is not None
+    assert figures.quit.pending == ()
+    assert isinstance(figures.memory_growth_mb, float)
+
+
+CEILING = "stress.bench.ceiling:bare_queue"
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -132,6 +166,16 @@ def test_command_prints_json_rows_with_the_documented_keys() -> None:
         assert r["ratio"] == pytest.approx(r["throughput"] / r["ceiling"])
         assert r["loss_pct"] == 0.0
     assert rows[1]["quit_latency_ms"] is not None
+
+
+@pytest.mark.slow
+def test_command_measures_the_target_it_is_given() -> None:
+    done = run_bench("long", "--scale", "0.1", "--json", "--target", CEILING)
+    assert done.returncode == 0, done.stderr
+    (only,) = json.loads(done.stdout)
+    assert only["tokens_received"] == 100
+    # The ceiling against itself: the same code in two fresh interpreters.
+    assert 0.2 < only["ratio"] < 5
 
 
 @pytest.mark.slow

@@ -6,30 +6,43 @@ import dataclasses
 import signal
 from typing import Any
 
-from stress import judge
 from stress.config import load_scenarios
+from stress.engine import judge
+from stress.engine.protocol import QuitFigures, RunFigures, Sample
+from stress.results import Metrics, threshold_checks
 
 SCENARIOS = load_scenarios()
 
+QUIT_KEYS = {"quit_latency_ms": "latency_ms", "quit_note": "note",
+             "pending_after_quit": "pending"}
 
-def figures(**overrides: Any) -> dict[str, Any]:
+
+def figures(**overrides: Any) -> tuple[RunFigures, QuitFigures]:
+    """The child's figures: the measured run's, and quit under load's (keys as in results)."""
     base: dict[str, Any] = {
         "messages_sent": 100_000, "tokens_received": 100_000, "streams_completed": 1,
         "errors": 0, "duration_s": 2.0, "rss_start_mb": 20.0, "rss_end_mb": 30.0,
-        "peak_rss_mb": 31.0, "quit_latency_ms": 3.0, "pending_after_quit": [],
+        "peak_rss_mb": 31.0, "quit_latency_ms": 3.0, "pending_after_quit": (),
     }
-    return {**base, **overrides}
+    merged = {**base, **overrides}
+    quit_ = QuitFigures(**{QUIT_KEYS[k]: v for k, v in merged.items() if k in QUIT_KEYS})
+    run = RunFigures(**{k: v for k, v in merged.items() if k not in QUIT_KEYS})
+    return run, quit_
+
+
+def metrics_of(data: tuple[RunFigures, QuitFigures]) -> Metrics:
+    return judge.metrics_from(*data)
 
 
 def kinds(name: str, **overrides: Any) -> list[str]:
     scenario = SCENARIOS[name]
     data = figures(**overrides)
-    metrics = judge.metrics_from(data, None, 0.0)
-    return [f.kind for f in judge.threshold_failures(scenario, metrics, data)]
+    metrics = metrics_of(data)
+    return [f.kind for f in judge.threshold_failures(scenario, metrics, data[1])]
 
 
 def test_metrics_are_derived_from_counts() -> None:
-    metrics = judge.metrics_from(figures(tokens_received=84_570), None, 0.0)
+    metrics = metrics_of(figures(tokens_received=84_570))
     assert metrics.throughput == 84_570 / 2.0
     assert metrics.memory_growth_mb == 10.0
     assert round(metrics.loss_pct, 2) == 15.43
@@ -43,7 +56,7 @@ def test_a_clean_run_passes_every_builtin_threshold_it_meets() -> None:
 def test_loss_is_worded_as_the_seed() -> None:
     scenario = SCENARIOS["backpressure"]
     data = figures(tokens_received=84_570)
-    (failure,) = judge.threshold_failures(scenario, judge.metrics_from(data, None, 0), data)
+    (failure,) = judge.threshold_failures(scenario, metrics_of(data), data[1])
     assert failure.message == "Message loss too high: 15.43% (sent: 100000, received: 84570)"
     assert failure.headline == "FAILURE: Significant message loss under backpressure"
     assert failure.diagnosis == ("Incorrect channel buffer policy", "Consumer task panicked",
@@ -53,7 +66,7 @@ def test_loss_is_worded_as_the_seed() -> None:
 def test_memory_growth_is_worded_as_the_seed() -> None:
     scenario = SCENARIOS["medium"]
     data = figures(rss_end_mb=20.0 + 1234.56)
-    (failure,) = judge.threshold_failures(scenario, judge.metrics_from(data, None, 0), data)
+    (failure,) = judge.threshold_failures(scenario, metrics_of(data), data[1])
     assert failure.message == "Memory growth too high: 1234.56 MB (expected < 500MB)"
     assert failure.headline == "FAILURE: Unbounded memory growth detected"
 
@@ -71,7 +84,7 @@ def test_each_threshold_can_fail() -> None:
         ["throughput"]
     assert kinds("rapid", quit_latency_ms=1500.0) == ["quit_latency"]
     assert kinds("rapid", quit_latency_ms=None, quit_note="finished early") == ["quit_latency"]
-    assert kinds("short", pending_after_quit=["<Task pending>"]) == ["quit_latency"]
+    assert kinds("short", pending_after_quit=("<Task pending>",)) == ["quit_latency"]
     assert kinds("short", streams_completed=0) == ["streams"]
 
 
@@ -81,9 +94,9 @@ def test_error_streams_count_as_ended() -> None:
 
 
 def test_killed_child_is_judged_from_its_last_sample() -> None:
-    sample = {"phase": "run", "t": 61.0, "rss_mb": 40.0, "sent": 10, "received": 5,
-              "streams": 0, "errors": 0}
-    metrics = judge.metrics_from({}, sample, 62.345)
+    sample = Sample(phase="run", t=61.0, rss_mb=40.0, messages_sent=10, tokens_received=5,
+                    streams_completed=0, errors=0)
+    metrics = judge.metrics_from(None, None, sample, 62.345)
     assert (metrics.messages_sent, metrics.tokens_received) == (10, 5)
     assert metrics.duration_s == 62.345
     assert metrics.peak_rss_mb == 40.0
@@ -108,3 +121,45 @@ def test_scenario_scaling_keeps_thresholds() -> None:
     scaled = SCENARIOS["short"].scaled(0.01)
     assert scaled.thresholds == SCENARIOS["short"].thresholds
     assert dataclasses.replace(scaled, messages=1_000_000) == SCENARIOS["short"]
+
+
+def test_every_threshold_gets_a_check_and_the_failures_follow_them() -> None:
+    scenario = SCENARIOS["concurrent"]  # throughput, memory growth and loss
+    run, quit_ = figures(tokens_received=84_570, streams_completed=10)
+    metrics = metrics_of((run, quit_))
+    checks = threshold_checks(scenario, metrics, "passed")
+    assert [(c.metric, c.label, c.limit, c.better, c.met) for c in checks] == [
+        ("loss_pct", "Message loss", 1.0, "lower", False),
+        ("memory_growth_mb", "Memory growth", 100.0, "lower", True),
+        ("throughput", "Throughput", 10_000.0, "higher", True),
+    ]
+    assert checks[0].value == metrics.loss_pct
+    failed = [c.metric for c in checks if c.met is False]
+    assert failed == ["loss_pct"]
+    assert [f.kind for f in judge.threshold_failures(scenario, metrics, quit_)] == ["loss"]
+
+
+def test_an_unfinished_run_or_an_unmeasured_figure_is_not_judged() -> None:
+    short = SCENARIOS["short"]
+    metrics = metrics_of(figures())
+    assert {c.met for c in threshold_checks(short, metrics, "timeout")} == {None}
+    leaky = dataclasses.replace(
+        short, thresholds=dataclasses.replace(short.thresholds, max_leaked_mb=5.0))
+    (leak,) = [c for c in threshold_checks(leaky, metrics, "passed")
+               if c.metric == "leaked_mb"]
+    assert (leak.value, leak.met) == (None, None)  # no memray run, no leak figure
+    measured = dataclasses.replace(metrics, leaked_mb=7.5)
+    (leak,) = [c for c in threshold_checks(leaky, measured, "passed")
+               if c.metric == "leaked_mb"]
+    assert (leak.value, leak.met) == (7.5, False)
+
+
+def test_the_leak_failure_carries_memray_report_as_evidence() -> None:
+    report = "Top sites\n  12.0 MB  leak_me (faults.py:10)\n"
+    failure = judge.leak_failure(50.0, 5.0, report)
+    assert failure is not None
+    assert failure.evidence == report
+    generic = judge.leak_failure(50.0, 5.0, None)
+    assert generic is not None
+    assert generic.evidence is None
+    assert generic.diagnosis == judge.MEMORY_DIAGNOSIS

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stress.child import await_chain
+from stress.engine.stacks import await_chain
 from stress.pipeline import faults, reference
 from stress.scenario import Scenario
 from stress.target import Stats, load_target

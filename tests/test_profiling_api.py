@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from stress.errors import ConfigError
+from stress.process import stop_in_stages
 from stress.profiling import (
     CPU_PROFILERS,
     PROFILE_KINDS,
@@ -22,7 +23,7 @@ from stress.profiling import (
     make_profiler,
     parse_profile_kinds,
 )
-from stress.profiling.base import finish_safely, short_path, stop_in_stages
+from stress.profiling.base import finish_safely, short_path
 from stress.profiling.cpu_profiler import PySpyProfiler
 from stress.profiling.flamegraph_svg import render_flamegraph_svg
 from stress.profiling.memray_profiler import MemrayProfiler
@@ -77,9 +78,10 @@ def test_memray_wraps_module_and_script_runs(tmp_path: Path) -> None:
     profiler = MemrayProfiler(out_dir=tmp_path, scenario="short")
     stale = tmp_path / "short-memray.bin"
     stale.write_bytes(b"from an earlier run")
-    argv, env = profiler.wrap([sys.executable, "-m", "stress.child", "spec.json"], {"A": "1"})
+    argv, env = profiler.wrap([sys.executable, "-m", "stress.engine.child", "spec.json"],
+                              {"A": "1"})
     assert argv == [sys.executable, "-m", "memray", "run", "--aggregate", "--quiet", "--force",
-                    "--output", str(stale), "-m", "stress.child", "spec.json"]
+                    "--output", str(stale), "-m", "stress.engine.child", "spec.json"]
     assert env == {"A": "1", "PYTHONMALLOC": "malloc"}
     assert not stale.exists(), "a stale capture must not pass for this run's"
     argv, _ = profiler.wrap([sys.executable, "script.py", "--flag"], {})
@@ -89,7 +91,7 @@ def test_memray_wraps_module_and_script_runs(tmp_path: Path) -> None:
 
 def test_py_spy_leaves_the_command_alone(tmp_path: Path) -> None:
     profiler = PySpyProfiler(out_dir=tmp_path, scenario="s")
-    argv = [sys.executable, "-m", "stress.child", "x"]
+    argv = [sys.executable, "-m", "stress.engine.child", "x"]
     assert profiler.wrap(argv, {"A": "1"}) == (argv, {"A": "1"})
 
 
@@ -246,7 +248,7 @@ def test_staged_stop_lets_a_recorder_finish_on_sigint() -> None:
 
 def test_an_unreadable_capture_is_a_note(tmp_path: Path) -> None:
     profiler = MemrayProfiler(out_dir=tmp_path, scenario="s")
-    profiler.wrap([sys.executable, "-m", "stress.child", "spec.json"], {})
+    profiler.wrap([sys.executable, "-m", "stress.engine.child", "spec.json"], {})
     (tmp_path / "s-memray.bin").write_bytes(b"not a memray capture" * 100)
     outcome = profiler.finish(timed_out=True)
     assert outcome.artifacts == {"memray_capture": "s-memray.bin"}

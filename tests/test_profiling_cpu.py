@@ -80,7 +80,9 @@ def test_py_spy_without_ptrace_says_how_to_fix_it(tmp_path: Path, how: str,
     run = run_profiled(profiler, small("short", 3_000_000), "stress.pipeline:reference",
                        tmp_path / "work")
     assert run.returncode == 0, "the scenario still runs"
-    assert run.figures["tokens_received"] == 3_000_000, "and is judged on what it measured"
+    assert run.figures is not None
+    assert run.figures.run is not None
+    assert run.figures.run.tokens_received == 3_000_000, "and is judged on what it measured"
     assert run.outcome.artifacts == {}
     assert len(run.outcome.notes) == 1
     assert PTRACE_NOTE.match(run.outcome.notes[0]), run.outcome.notes[0]
@@ -90,7 +92,7 @@ def test_py_spy_without_ptrace_says_how_to_fix_it(tmp_path: Path, how: str,
 def test_perf_not_installed_says_so(tmp_path: Path) -> None:
     profiler = PerfProfiler(out_dir=tmp_path, scenario="s")
     profiler.perf = None
-    argv = [sys.executable, "-m", "stress.child", "spec.json"]
+    argv = [sys.executable, "-m", "stress.engine.child", "spec.json"]
     assert profiler.wrap(argv, {}) == (argv, {}), "the child still runs, unprofiled"
     outcome = profiler.finish(timed_out=False)
     assert outcome.artifacts == {}
@@ -102,7 +104,7 @@ def test_perf_that_cannot_record_says_so(tmp_path: Path) -> None:
     false = shutil.which("false")
     assert false is not None
     profiler = PerfProfiler(out_dir=tmp_path, scenario="s", perf=false)
-    argv = [sys.executable, "-m", "stress.child", "spec.json"]
+    argv = [sys.executable, "-m", "stress.engine.child", "spec.json"]
     assert profiler.wrap(argv, {}) == (argv, {})
     (note,) = profiler.finish(timed_out=False).notes
     assert note.startswith("--cpu-profiler perf: perf cannot record here")
@@ -115,7 +117,7 @@ def test_perf_on_python_before_312_says_so(tmp_path: Path) -> None:
     profiler = PerfProfiler(out_dir=tmp_path, scenario="s")
     if profiler.perf is None:
         pytest.skip("perf is not installed")
-    argv = [sys.executable, "-m", "stress.child", "spec.json"]
+    argv = [sys.executable, "-m", "stress.engine.child", "spec.json"]
     assert profiler.wrap(argv, {}) == (argv, {})
     (note,) = profiler.finish(timed_out=False).notes
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"

@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from stress.child import ChildSpec
+from stress.engine.options import Deadlines
+from stress.engine.protocol import ChildFigures, ChildSpec
+from stress.engine.supervise import CHILD_MODULE, run_child
+from stress.process import child_environment
 from stress.profiling import ProfileOutcome, Profiler, make_profiler
 from stress.profiling.offline_html import memray_vendor_dir, remote_assets
 from stress.scenario import Scenario
@@ -28,47 +31,58 @@ MEMORY_ROLES = {"memray_capture", "memray_flamegraph", "memray_leaks_flamegraph"
 @dataclass(frozen=True)
 class ProfiledRun:
     outcome: ProfileOutcome
-    returncode: int
-    figures: dict[str, Any]
+    returncode: int | None
+    figures: ChildFigures | None
     wall_s: float
     log: str
 
 
 def run_profiled(profiler: Profiler | None, scenario: Scenario, target: str, work: Path, *,
-                 kill_after_s: float | None = None, timeout_s: float = 120) -> ProfiledRun:
-    """One scenario child, spawned the way the runner does it: wrap, spawn, attach, finish."""
+                 timeout_s: float = 120) -> ProfiledRun:
+    """One scenario child through the engine's supervisor, as the runner runs it."""
+    work.mkdir(parents=True, exist_ok=True)
+    log_path = work / "child.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        run = run_child(scenario, target=target, loop="asyncio", log_file=log,
+                        deadlines=Deadlines(run_s=timeout_s), profiler=profiler,
+                        measure_quit=False)
+    outcome = run.profile if run.profile is not None else ProfileOutcome(kind="none",
+                                                                         artifacts={})
+    return ProfiledRun(outcome=outcome, returncode=run.returncode, figures=run.figures,
+                       wall_s=run.wall_s,
+                       log=log_path.read_text(encoding="utf-8", errors="replace"))
+
+
+def run_killed(profiler: Profiler, scenario: Scenario, target: str, work: Path, *,
+               kill_after_s: float) -> ProfiledRun:
+    """A child killed outright after ``kill_after_s`` (SIGKILL, as an OOM kill would).
+
+    The supervisor never does this (it stops a child in stages), so it is spawned here by hand,
+    the way the supervisor spawns it: wrap, spawn, attach, kill, finish.
+    """
     work.mkdir(parents=True, exist_ok=True)
     spec = ChildSpec(scenario=scenario, target=target, loop="asyncio",
                      samples_path=work / "samples.jsonl", result_path=work / "result.json",
                      sample_interval_s=0.1, measure_quit=False)
     spec_path = work / "spec.json"
     spec_path.write_text(spec.to_json(), encoding="utf-8")
-    argv = [sys.executable, "-m", "stress.child", str(spec_path)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    if profiler is not None:
-        argv, env = profiler.wrap(argv, env)
+    argv, env = profiler.wrap([sys.executable, "-m", CHILD_MODULE, str(spec_path)],
+                              child_environment(extra={"PYTHONUNBUFFERED": "1"}))
     log_path = work / "child.log"
     started = time.perf_counter()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
-    if profiler is not None:
-        profiler.attach(proc.pid)
+    profiler.attach(proc.pid)
     try:
-        proc.wait(timeout=kill_after_s if kill_after_s is not None else timeout_s)
-        timed_out = False
+        proc.wait(timeout=kill_after_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        timed_out = True
     wall_s = time.perf_counter() - started
-    outcome = profiler.finish(timed_out=timed_out) if profiler is not None else \
-        ProfileOutcome(kind="none", artifacts={})
-    figures = json.loads(spec.result_path.read_text(encoding="utf-8")) \
-        if spec.result_path.exists() else {}
-    return ProfiledRun(outcome=outcome, returncode=proc.returncode, figures=figures,
-                       wall_s=wall_s, log=log_path.read_text(encoding="utf-8", errors="replace"))
+    return ProfiledRun(outcome=profiler.finish(timed_out=True), returncode=proc.returncode,
+                       figures=None, wall_s=wall_s,
+                       log=log_path.read_text(encoding="utf-8", errors="replace"))
 
 
 def small(name: str, messages: int, **fields: Any) -> Scenario:
@@ -122,7 +136,9 @@ def test_leak_fault_is_named_in_the_leak_report(leak_run: tuple[ProfiledRun, Pat
 def test_reference_pipeline_profile(reference_run: tuple[ProfiledRun, Path]) -> None:
     run, out = reference_run
     assert run.returncode == 0, run.log
-    assert run.figures["tokens_received"] == 50_000
+    assert run.figures is not None
+    assert run.figures.run is not None
+    assert run.figures.run.tokens_received == 50_000
     outcome = run.outcome
     assert outcome.kind == "memory"
     assert outcome.notes == ()
@@ -159,8 +175,8 @@ def test_flamegraphs_load_no_network_assets(reference_run: tuple[ProfiledRun, Pa
 @pytest.mark.slow
 def test_killed_child_gives_a_note_not_an_error(tmp_path: Path) -> None:
     profiler = make_profiler("memory", out_dir=tmp_path, scenario="hang")
-    run = run_profiled(profiler, small("hang", 10_000), "stress.pipeline.faults:deadlock",
-                       tmp_path / "work", kill_after_s=3.0)
+    run = run_killed(profiler, small("hang", 10_000), "stress.pipeline.faults:deadlock",
+                     tmp_path / "work", kill_after_s=3.0)
     assert run.returncode == -signal.SIGKILL
     assert run.outcome.leaked_mb is None
     assert run.outcome.artifacts == {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from stress import judge
+from stress.engine import judge
+from stress.engine.protocol import RunFigures
 from stress.results import Environment, Failure, Metrics, Result, Sample, Status
 from stress.scenario import Scenario, Thresholds
 
@@ -80,21 +81,19 @@ def timeout_result() -> Result:
 
 
 def loss_result() -> Result:
-    metrics = judge.metrics_from({"messages_sent": 100_000, "tokens_received": 84_570,
-                                  "streams_completed": 1, "errors": 0, "duration_s": 12.345},
-                                 None, 0.0)
+    metrics = judge.metrics_from(RunFigures(messages_sent=100_000, tokens_received=84_570,
+                                            streams_completed=1, errors=0, duration_s=12.345))
     return result(BACKPRESSURE, status="failed",
-                  failures=tuple(judge.threshold_failures(BACKPRESSURE, metrics, {})),
+                  failures=tuple(judge.threshold_failures(BACKPRESSURE, metrics)),
                   **{f.name: getattr(metrics, f.name) for f in dataclasses.fields(metrics)})
 
 
 def memory_result() -> Result:
-    metrics = judge.metrics_from({"messages_sent": 1_000_000, "tokens_received": 1_000_000,
-                                  "streams_completed": 1, "errors": 0, "duration_s": 98.567,
-                                  "rss_start_mb": 30.0, "rss_end_mb": 30.0 + 1234.56},
-                                 None, 0.0)
+    metrics = judge.metrics_from(RunFigures(messages_sent=1_000_000, tokens_received=1_000_000,
+                                            streams_completed=1, errors=0, duration_s=98.567,
+                                            rss_start_mb=30.0, rss_end_mb=30.0 + 1234.56))
     return result(MEDIUM, status="failed",
-                  failures=tuple(judge.threshold_failures(MEDIUM, metrics, {})),
+                  failures=tuple(judge.threshold_failures(MEDIUM, metrics)),
                   **{f.name: getattr(metrics, f.name) for f in dataclasses.fields(metrics)})
 
 

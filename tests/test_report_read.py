@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stress import judge
+from stress.engine import judge
 from stress.errors import ConfigError
 from stress.report import labels, text
 from stress.report.read import parse_blocks, read_results, read_results_json

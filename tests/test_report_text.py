@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from stress import judge
+from stress.engine import judge
 from stress.report.text import format_block, format_failure_lines
 from stress.results import Failure, Result
 from stress.scenario import Scenario, Thresholds

@@ -25,10 +25,18 @@ from tests.test_report_fixtures import SHORT, loss_result, result, seed_results
 def test_each_threshold_gets_a_check_with_its_verdict() -> None:
     short = seed_results()[0]
     assert threshold_checks(short.scenario, short.metrics, short.status) == (
-        Check(metric="throughput", label="Throughput", limit=10_000, value=22124,
-              better="higher", met=True),
         Check(metric="memory_growth_mb", label="Memory growth", limit=100, value=45.32,
-              better="lower", met=True))
+              better="lower", met=True),
+        Check(metric="throughput", label="Throughput", limit=10_000, value=22124,
+              better="higher", met=True))
+
+
+def test_a_limit_of_zero_means_none_allowed_and_passes_at_exactly_zero() -> None:
+    scenario = Scenario(name="z", title="Z", messages=10, thresholds=Thresholds(max_loss_pct=0))
+    clean = result(scenario, duration_s=1.0, loss_pct=0.0)
+    lossy = result(scenario, duration_s=1.0, loss_pct=0.01)
+    assert [c.met for c in threshold_checks(scenario, clean.metrics, "passed")] == [True]
+    assert [c.met for c in threshold_checks(scenario, lossy.metrics, "failed")] == [False]
 
 
 def test_limits_are_met_strictly_as_the_judge_fails_them() -> None:
@@ -67,7 +75,7 @@ def test_the_judges_checks_are_kept_and_old_results_get_derived_ones() -> None:
     for entry in document["scenarios"]:
         del entry["checks"]  # a results.json from before checks were recorded
     (old,) = parse_results_document(document)
-    assert [c.metric for c in checks_of(old)] == ["throughput", "memory_growth_mb"]
+    assert [c.metric for c in checks_of(old)] == ["memory_growth_mb", "throughput"]
 
 
 def test_old_failures_without_evidence_still_load() -> None:

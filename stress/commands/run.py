@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from stress.commands.common import (
@@ -13,9 +14,11 @@ from stress.commands.common import (
     chosen_scenarios,
     start_logging,
 )
+from stress.console import Progress, annotate_error, group
+from stress.engine.options import RunOptions
 from stress.errors import ConfigError
 from stress.results import Result, overall_exit_code
-from stress.runner import RunOptions, run_scenarios
+from stress.scenario import Scenario
 from stress.target import DEFAULT_TARGET, load_target
 
 HELP = "run stress scenarios and write logs, results.json, junit.xml, summary.md, report.html"
@@ -48,8 +51,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stress.engine.runner import run_scenarios
     from stress.profiling import parse_profile_kinds
     from stress.report import load_baseline, write_reports
+    from stress.report.text import format_block
 
     start_logging(args)
     check_scale(args.scale)
@@ -62,15 +67,34 @@ def run(args: argparse.Namespace) -> int:
     scenarios = [s.scaled(args.scale) for s in chosen_scenarios(args, args.names)]
     baseline = load_baseline(args.baseline) if args.baseline else None
     options = RunOptions(
-        out_dir=args.out, target=args.target, loop=args.loop, repeat=args.repeat,
-        profile=parse_profile_kinds(args.profile), cpu_profiler=args.cpu_profiler,
+        out_dir=args.out, target=args.target,
+        loop="uvloop" if args.loop == "uvloop" else "asyncio", repeat=args.repeat,
+        profile=parse_profile_kinds(args.profile),
+        cpu_profiler="perf" if args.cpu_profiler == "perf" else "py-spy",
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
     )
+    results: list[Result] = []
 
-    def write(results: list[Result], final: bool) -> None:
-        write_reports(results, args.out, baseline=baseline, final=final)
+    def on_result(result: Result) -> None:
+        """Print and log the scenario's block, annotate its failures, rewrite the reports."""
+        block = format_block(result)
+        with (args.out / result.artifacts["log"]).open("a", encoding="utf-8") as log_file:
+            log_file.write("\n" + block + "\n")
+        print(block, flush=True)
+        for failure in result.failures:
+            annotate_error(f"stress: {result.scenario.name}",
+                           f"{failure.message} — {failure.headline}")
+        results.append(result)
+        write_reports(results, args.out, baseline=baseline, final=False)
 
-    results = run_scenarios(scenarios, options, write)
+    def section(scenario: Scenario) -> AbstractContextManager[None]:
+        return group(f"scenario {scenario.name}: {scenario.title}")
+
+    try:
+        run_scenarios(scenarios, options, on_result, section=section, progress=Progress)
+    finally:
+        # Also after an error: the scenarios that finished keep their reports.
+        write_reports(results, args.out, baseline=baseline, final=True)
     code = overall_exit_code(results)
     print(f"{len(results)} scenario(s): "
           f"{sum(r.passed for r in results)} passed, {sum(not r.passed for r in results)} failed; "

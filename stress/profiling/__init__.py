@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stress.engine.options import CPU_PROFILERS, PROFILE_KINDS, CpuProfiler, ProfileKind
 from stress.errors import ConfigError
 from stress.profiling.base import ProfileOutcome, Profiler
 
@@ -31,19 +32,18 @@ __all__ = [
     "parse_profile_kinds",
 ]
 
-PROFILE_KINDS = ("memory", "cpu")
-CPU_PROFILERS = ("py-spy", "perf")
 
 
-def parse_profile_kinds(text: str) -> tuple[str, ...]:
+def parse_profile_kinds(text: str) -> tuple[ProfileKind, ...]:
     """``"memory,cpu"`` -> ``("memory", "cpu")``; ``""`` -> ``()``. Order kept, repeats dropped."""
-    kinds: list[str] = []
+    kinds: list[ProfileKind] = []
     for part in text.split(","):
-        kind = part.strip().lower()
-        if not kind:
+        name = part.strip().lower()
+        if not name:
             continue
-        if kind not in PROFILE_KINDS:
-            raise ConfigError(f"--profile {text!r}: unknown kind {kind!r}; allowed: "
+        kind = next((k for k in PROFILE_KINDS if k == name), None)
+        if kind is None:
+            raise ConfigError(f"--profile {text!r}: unknown kind {name!r}; allowed: "
                               f"{', '.join(PROFILE_KINDS)} (comma-separated, e.g. memory,cpu)")
         if kind not in kinds:
             kinds.append(kind)
@@ -51,7 +51,7 @@ def parse_profile_kinds(text: str) -> tuple[str, ...]:
 
 
 def make_profiler(kind: str, *, out_dir: Path, scenario: str,
-                  cpu_profiler: str = "py-spy") -> Profiler:
+                  cpu_profiler: CpuProfiler | str = "py-spy") -> Profiler:
     if kind == "memory":
         from stress.profiling.memray_profiler import MemrayProfiler
 

@@ -1,4 +1,4 @@
-"""What every profiler shares: the outcome type, the protocol the runner drives, staged stops."""
+"""What every profiler shares: the outcome type and the protocol the runner drives."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import functools
 import logging
 import os
 import re
-import signal
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,40 +51,12 @@ def finish_safely(kind: str, tool: str, notes: list[str],
             *notes, f"{tool} could not finish its profile: {type(exc).__name__}: {exc}"))
 
 
-def stop_in_stages(proc: subprocess.Popen[bytes], *, exit_wait_s: float,
-                   interrupt_wait_s: float, terminate_wait_s: float = 3.0) -> None:
-    """Wait for a recorder to end by itself, then SIGINT, SIGTERM, SIGKILL, each with a timeout.
-
-    Recorders write their output on SIGINT, so that stage gets the longest wait; the later
-    stages only make sure no recorder outlives the run.
-    """
-    stages: list[tuple[signal.Signals | None, float]] = [
-        (None, exit_wait_s),
-        (signal.SIGINT, interrupt_wait_s),
-        (signal.SIGTERM, terminate_wait_s),
-        (signal.SIGKILL, 5.0),
-    ]
-    for sig, wait_s in stages:
-        if proc.poll() is not None:
-            return
-        if sig is not None:
-            try:
-                proc.send_signal(sig)
-            except ProcessLookupError:
-                return
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        return
-
-
 _LIB_PREFIX = re.compile(r"^.*?/lib/python\d+\.\d+t?/(?:site-packages/|dist-packages/)?")
 
 
 @functools.lru_cache(maxsize=4096)
 def short_path(path: str) -> str:
-    """A source path as its import name reads ("asyncio/events.py", "stress/child.py").
+    """A source path as its import name reads ("asyncio/events.py", "stress/engine/child.py").
 
     Absolute paths make stacks unreadable and differ between machines. The file's package
     folders (those with an ``__init__.py``) are kept and everything above them dropped;

@@ -19,7 +19,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from stress.profiling.base import ProfileOutcome, finish_safely, first_line, stop_in_stages
+from stress.process import stop_in_stages
+from stress.profiling.base import ProfileOutcome, finish_safely, first_line
 from stress.profiling.flamegraph_svg import render_flamegraph_svg
 from stress.profiling.stacks import SampledStacks, from_speedscope, write_speedscope
 
@@ -116,7 +117,7 @@ class PySpyProfiler:
         if proc is None:
             return ProfileOutcome(kind=self.kind, artifacts={}, notes=tuple(self._notes))
         # py-spy ends by itself once the child has exited; SIGINT makes it write what it has.
-        stop_in_stages(proc, exit_wait_s=10.0, interrupt_wait_s=20.0)
+        stop_in_stages(proc, exit_wait_s=10.0, interrupt_wait_s=20.0, terminate_wait_s=3.0)
         stderr = self._stderr_path.read_text(encoding="utf-8", errors="replace")
         if not self._recording.exists():
             self._notes.append(self._failure_note(proc.returncode, stderr))

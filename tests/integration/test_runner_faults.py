@@ -321,7 +321,7 @@ def test_a_failure_gets_profiled_evidence_linked_from_the_reports(tmp_path: Path
     svg = (out / cpu).read_text(encoding="utf-8")
     assert svg.startswith("<svg ")
     assert f"[{cpu}]({cpu})" in summary
-    assert "(stress/child.py:" in svg  # sampled stacks of the scenario child itself
+    assert "(stress/engine/child.py:" in svg  # sampled stacks of the scenario child itself
     assert f'href="{cpu}"' in report
     assert cpu in _artifacts_line(output)
     assert '<span class="missing">' not in report

@@ -42,7 +42,7 @@ class Transcript:
     def render(self, token: Token) -> str:
         text = token.text
         for _ in range(RENDER_PASSES):
-            text = "".join(reversed(text[::-1]))  # stands in for real formatting work
+            text = "".join(list(text))  # stands in for real formatting work
         self.parts.setdefault(token.conversation, []).append(text)
         return text
 

@@ -1,12 +1,19 @@
-"""Turn what a scenario child measured into metrics and verdicts, worded as the seed words them."""
+"""Turn what a scenario child measured into metrics and verdicts, worded as the seed words them.
+
+Verdicts are computed here once: :func:`checks` gives every threshold of a scenario with its
+verdict (``Result.checks``), and the threshold failures are derived from those checks.
+Reporters render both; they never judge again.
+"""
 
 from __future__ import annotations
 
 import signal
-from typing import Any
+from collections.abc import Callable
 
-from stress.results import Failure, Metrics
+from stress.engine.protocol import QuitFigures, RunFigures, Sample
+from stress.results import Check, Failure, Metrics, meets, threshold_checks
 from stress.scenario import Scenario
+from stress.stats import throughput
 
 DEADLOCK_DIAGNOSIS = (
     "Deadlock in message channel",
@@ -39,36 +46,33 @@ STREAMS_DIAGNOSIS = (
 )
 
 
-def metrics_from(figures: dict[str, Any], last_sample: dict[str, Any] | None,
-                 elapsed_s: float) -> Metrics:
-    """Metrics from the child's result file, or from its last sample when it was killed."""
-    if "duration_s" not in figures and last_sample is not None:
+def metrics_from(run: RunFigures | None, quit: QuitFigures | None = None,
+                 last_sample: Sample | None = None, elapsed_s: float = 0.0) -> Metrics:
+    """Metrics from the child's figures, or from its last sample when it was killed."""
+    growth = 0.0
+    if run is None and last_sample is not None:
         # The child never finished its measured run: use what the sampler last saw.
-        figures = {
-            "messages_sent": last_sample["sent"],
-            "tokens_received": last_sample["received"],
-            "streams_completed": last_sample["streams"],
-            "errors": last_sample["errors"],
-            "duration_s": elapsed_s,
-            "peak_rss_mb": last_sample["rss_mb"],
-            **{k: v for k, v in figures.items() if k == "rss_start_mb"},
-        }
-    sent = int(figures.get("messages_sent", 0))
-    received = int(figures.get("tokens_received", 0))
-    duration = float(figures.get("duration_s", 0.0))
-    rss_start = figures.get("rss_start_mb")
-    rss_end = figures.get("rss_end_mb")
-    growth = float(rss_end - rss_start) if rss_start is not None and rss_end is not None else 0.0
+        run = RunFigures(
+            messages_sent=last_sample.messages_sent,
+            tokens_received=last_sample.tokens_received,
+            streams_completed=last_sample.streams_completed, errors=last_sample.errors,
+            duration_s=elapsed_s, peak_rss_mb=last_sample.rss_mb,
+        )
+    elif run is not None:
+        growth = run.rss_end_mb - run.rss_start_mb
+    if run is None:
+        return Metrics()
+    sent, received = run.messages_sent, run.tokens_received
     return Metrics(
         messages_sent=sent,
         tokens_received=received,
-        streams_completed=int(figures.get("streams_completed", 0)),
-        errors=int(figures.get("errors", 0)),
-        duration_s=duration,
-        throughput=received / duration if duration > 0 else 0.0,
+        streams_completed=run.streams_completed,
+        errors=run.errors,
+        duration_s=run.duration_s,
+        throughput=throughput(received, run.duration_s),
         memory_growth_mb=growth,
-        peak_rss_mb=float(figures.get("peak_rss_mb", 0.0)),
-        quit_latency_ms=figures.get("quit_latency_ms"),
+        peak_rss_mb=run.peak_rss_mb,
+        quit_latency_ms=None if quit is None else quit.latency_ms,
         loss_pct=(sent - received) / sent * 100 if sent > 0 else 0.0,
     )
 
@@ -123,56 +127,74 @@ def interrupted_failure(took_s: float) -> Failure:
     )
 
 
+def _loss(metrics: Metrics, _check: Check, _quit: QuitFigures | None) -> Failure:
+    return Failure(
+        kind="loss",
+        message=f"Message loss too high: {metrics.loss_pct:.2f}% "
+                f"(sent: {metrics.messages_sent}, received: {metrics.tokens_received})",
+        headline="FAILURE: Significant message loss under backpressure",
+        diagnosis=LOSS_DIAGNOSIS,
+    )
+
+
+def _memory(metrics: Metrics, check: Check, _quit: QuitFigures | None) -> Failure:
+    return Failure(
+        kind="memory",
+        message=f"Memory growth too high: {metrics.memory_growth_mb:.2f} MB "
+                f"(expected < {check.limit:g}MB)",
+        headline="FAILURE: Unbounded memory growth detected",
+        diagnosis=MEMORY_DIAGNOSIS,
+    )
+
+
+def _throughput(metrics: Metrics, check: Check, _quit: QuitFigures | None) -> Failure:
+    return Failure(
+        kind="throughput",
+        message=f"Throughput too low: {metrics.throughput:.0f} tokens/sec "
+                f"(expected > {check.limit:g})",
+        headline="FAILURE: Throughput below baseline",
+        diagnosis=THROUGHPUT_DIAGNOSIS,
+    )
+
+
+def _quit_latency(_metrics: Metrics, check: Check, quit: QuitFigures | None) -> Failure:
+    if check.value is None:
+        note = quit.note if quit is not None and quit.note else "no quit was requested under load"
+        return Failure(
+            kind="quit_latency",
+            message="Quit latency not measured: " + note,
+            headline="FAILURE: Quit not responsive under load",
+            diagnosis=("The stream must still be running when quit is requested; "
+                       "raise 'messages'",),
+        )
+    return Failure(
+        kind="quit_latency",
+        message=f"Quit latency too high: {check.value:.0f}ms "
+                f"(expected < {check.limit:g}ms)",
+        headline="FAILURE: Quit not responsive under load",
+        diagnosis=QUIT_DIAGNOSIS,
+    )
+
+
+_FAILURES: dict[str, Callable[[Metrics, Check, QuitFigures | None], Failure]] = {
+    "loss_pct": _loss, "memory_growth_mb": _memory, "throughput": _throughput,
+    "quit_latency_ms": _quit_latency,
+}
+
+
 def threshold_failures(scenario: Scenario, metrics: Metrics,
-                       figures: dict[str, Any]) -> list[Failure]:
-    """Every threshold the completed run missed, in the seed's order of importance."""
-    limits = scenario.thresholds
+                       quit: QuitFigures | None = None) -> list[Failure]:
+    """Every threshold the completed run missed, in the seed's order of importance.
+
+    The leak threshold is judged on the memray run (:func:`leak_failure`).
+    """
     failures: list[Failure] = []
-    if limits.max_loss_pct is not None and metrics.loss_pct >= limits.max_loss_pct:
-        failures.append(Failure(
-            kind="loss",
-            message=f"Message loss too high: {metrics.loss_pct:.2f}% "
-                    f"(sent: {metrics.messages_sent}, received: {metrics.tokens_received})",
-            headline="FAILURE: Significant message loss under backpressure",
-            diagnosis=LOSS_DIAGNOSIS,
-        ))
-    if (limits.max_memory_growth_mb is not None
-            and metrics.memory_growth_mb >= limits.max_memory_growth_mb):
-        failures.append(Failure(
-            kind="memory",
-            message=f"Memory growth too high: {metrics.memory_growth_mb:.2f} MB "
-                    f"(expected < {limits.max_memory_growth_mb:g}MB)",
-            headline="FAILURE: Unbounded memory growth detected",
-            diagnosis=MEMORY_DIAGNOSIS,
-        ))
-    if limits.min_throughput is not None and metrics.throughput <= limits.min_throughput:
-        failures.append(Failure(
-            kind="throughput",
-            message=f"Throughput too low: {metrics.throughput:.0f} tokens/sec "
-                    f"(expected > {limits.min_throughput:g})",
-            headline="FAILURE: Throughput below baseline",
-            diagnosis=THROUGHPUT_DIAGNOSIS,
-        ))
-    if limits.max_quit_latency_ms is not None:
-        latency = metrics.quit_latency_ms
-        if latency is None:
-            failures.append(Failure(
-                kind="quit_latency",
-                message="Quit latency not measured: "
-                        + str(figures.get("quit_note", "no quit was requested under load")),
-                headline="FAILURE: Quit not responsive under load",
-                diagnosis=("The stream must still be running when quit is requested; "
-                           "raise 'messages'",),
-            ))
-        elif latency >= limits.max_quit_latency_ms:
-            failures.append(Failure(
-                kind="quit_latency",
-                message=f"Quit latency too high: {latency:.0f}ms "
-                        f"(expected < {limits.max_quit_latency_ms:g}ms)",
-                headline="FAILURE: Quit not responsive under load",
-                diagnosis=QUIT_DIAGNOSIS,
-            ))
-    pending = figures.get("pending_after_quit") or []
+    for check in threshold_checks(scenario, metrics, "passed"):
+        # A quit latency that was not measured fails too: the threshold asked for it.
+        missed = check.met is False or (check.metric == "quit_latency_ms" and check.met is None)
+        if missed and check.metric in _FAILURES:
+            failures.append(_FAILURES[check.metric](metrics, check, quit))
+    pending = quit.pending if quit is not None else ()
     if pending:
         failures.append(Failure(
             kind="quit_latency",
@@ -193,7 +215,7 @@ def threshold_failures(scenario: Scenario, metrics: Metrics,
 
 
 def leak_failure(leaked_mb: float, limit_mb: float, leak_report: str | None) -> Failure | None:
-    if leaked_mb < limit_mb:
+    if meets(leaked_mb, limit_mb, "lower"):
         return None
     report_lines = tuple(line for line in (leak_report or "").splitlines() if line.strip())
     return Failure(
@@ -202,4 +224,5 @@ def leak_failure(leaked_mb: float, limit_mb: float, leak_report: str | None) -> 
                 f"(expected < {limit_mb:g}MB)",
         headline="FAILURE: Memory leak detected",
         diagnosis=report_lines[:25] or MEMORY_DIAGNOSIS,
+        evidence=leak_report or None,
     )

@@ -1,0 +1,86 @@
+"""The benchmark's workloads: the built-in scenarios' sizes, and the targets bench holds to.
+
+The sizes come from stress/scenarios.yaml (one source for the seed's workloads); the
+targets here are bench's own (a pipeline should beat the seed's baselines by far), judged
+by :func:`stress.bench.bench.checks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stress.config import load_scenarios
+from stress.errors import ConfigError
+from stress.scenario import Scenario, Thresholds
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    """A seed workload and the targets the measured target is held to on it."""
+
+    scenario: Scenario
+    min_throughput: float | None = None  # tokens/s
+    min_ratio: float | None = None  # target / bare-queue ceiling
+    max_memory_growth_mb: float | None = None
+    max_memory_payload_factor: float | None = None  # growth <= factor x payload
+    max_duration_error: float | None = None  # |duration - ideal| / ideal
+    max_quit_latency_ms: float | None = None
+    max_loss_pct: float | None = None
+    measure_quit: bool = False
+    repeat: int = 1  # fresh interpreters whose median is reported
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+
+_BUILTIN = load_scenarios()
+
+
+def _sized(name: str) -> Scenario:
+    """The built-in scenario's sizes; bench judges its own targets, not the scenario's."""
+    return dataclasses.replace(_BUILTIN[name], thresholds=Thresholds())
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload(scenario=_sized("short"), min_throughput=500_000, min_ratio=0.30,
+             max_memory_growth_mb=30),
+    Workload(scenario=_sized("medium"), min_throughput=400_000, max_memory_payload_factor=1.3),
+    Workload(scenario=_sized("long"), min_throughput=50_000, repeat=5),
+    Workload(scenario=_sized("rapid"), max_duration_error=0.10, max_quit_latency_ms=20,
+             measure_quit=True),
+    Workload(scenario=_sized("backpressure"), max_loss_pct=0.0, max_duration_error=0.10,
+             measure_quit=True),
+    # The seed's next steps: figures only, beside the five.
+    Workload(scenario=_sized("concurrent"), max_loss_pct=0.0),
+    Workload(scenario=_sized("errors"), max_loss_pct=0.0),
+)
+
+
+def workload_names() -> list[str]:
+    return [w.name for w in WORKLOADS]
+
+
+def select(names: Sequence[str]) -> list[Workload]:
+    by_name = {w.name: w for w in WORKLOADS}
+    for name in names:
+        if name not in by_name:
+            raise ConfigError(f"bench: unknown workload {name!r}; "
+                              f"choose from {', '.join(by_name)}")
+    return [w for w in WORKLOADS if not names or w.name in names]
+
+
+def ideal_duration_s(scenario: Scenario) -> float | None:
+    """How long pacing alone makes the run last (None when unpaced)."""
+    producer = max(scenario.messages - 1, 0) * scenario.token_delay_us / 1e6
+    consumer = scenario.expected_tokens * scenario.consumer_delay_us / 1e6
+    ideal = max(producer, consumer)
+    return ideal if ideal > 0 else None
+
+
+def payload_mb(scenario: Scenario) -> float:
+    return scenario.expected_tokens * scenario.message_size / _MB

@@ -1,0 +1,44 @@
+"""How a run measures: the options the run command hands the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from stress.engine.protocol import Loop
+from stress.target import DEFAULT_TARGET
+
+ProfileKind = Literal["memory", "cpu"]
+PROFILE_KINDS: tuple[ProfileKind, ...] = get_args(ProfileKind)
+CpuProfiler = Literal["py-spy", "perf"]
+CPU_PROFILERS: tuple[CpuProfiler, ...] = get_args(CpuProfiler)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deadlines:
+    """How long each phase of a child may take, and how long a stop may."""
+
+    startup_s: float = 30.0  # interpreter start and target import
+    run_s: float = 60.0  # the measured run (the scenario's timeout_s)
+    quit_s: float = 10.0  # how long run() may take to return after quit is set
+    stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    out_dir: Path
+    target: str = DEFAULT_TARGET
+    loop: Loop = "asyncio"
+    repeat: int = 1
+    profile: tuple[ProfileKind, ...] = ()
+    cpu_profiler: CpuProfiler = "py-spy"
+    evidence: bool = True  # profile a failed scenario once more when no profile was asked
+    sample_interval_s: float = 0.1
+    startup_budget_s: float = 30.0  # interpreter start and target import
+    quit_budget_s: float = 10.0  # how long run() may take to return after quit is set
+    stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
+
+    def deadlines(self, run_s: float) -> Deadlines:
+        return Deadlines(startup_s=self.startup_budget_s, run_s=run_s,
+                         quit_s=self.quit_budget_s, stop_grace_s=self.stop_grace_s)
