@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "merge": "merge",
     "ab": "ab",
+    "image": "image",
+    "pin": "pin",
 }
 
 

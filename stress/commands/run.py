@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stress.commands.options import add_scenarios_flag, chosen_scenarios
 from stress.console import configure_logging
+from stress.container import session as container_session
 from stress.errors import ConfigError
 from stress.results import Result, overall_exit_code
 from stress.runner import RunOptions, run_scenarios
@@ -41,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="how often RSS and counts are sampled (default: 0.1)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="debug logging (same as STRESS_LOG=debug)")
+    container_session.add_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
     if args.sample_interval <= 0:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
+    if args.engine != "host" and (code := container_session.run(args)) is not None:
+        return code  # None: --engine auto found no engine, so the run goes on here
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         raise ConfigError("--loop uvloop: uvloop is not installed; "
                           "pip install 'asyncio-stress-kit[uvloop]' or use --loop asyncio")

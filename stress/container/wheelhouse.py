@@ -1,38 +1,45 @@
-"""Fill ci/wheelhouse/ with what the Dockerfile installs, so the image builds with no network.
+"""The wheels the Dockerfile installs, gathered on the host so the image builds with no network.
 
-deps/     the wheels ci/requirements.txt pins, downloaded for the image's Python and platform
-          (not the host's) and checked against the lock's hashes by pip;
-project/  a wheel of this project, built from a clean copy of the working tree.
-
-    python ci/wheelhouse.py [--lock ci/requirements.txt] [--out ci/wheelhouse] [--arch x86_64]
-
-When deps/ already holds a wheel matching every pin's hash, nothing is downloaded, so a second
-build works offline.
+* the dependencies the kit's lock pins, downloaded for the image's Python and platform (not the
+  host's) into a cache folder kept between builds, and checked against the lock's hashes by pip:
+  when the folder already holds a wheel matching every pin's hash, nothing is downloaded, so a
+  second build works offline;
+* a wheel of the kit itself: built from a clean copy of the working tree when the kit runs from
+  a checkout, else packed from the installed distribution's own files (no build backend, no
+  network).
 """
 
 from __future__ import annotations
 
-import argparse
+import base64
 import hashlib
+import importlib.metadata
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from stress.errors import EngineError
+
+DISTRIBUTION = "asyncio-stress-kit"
 IMAGE_PYTHON = "3.13"  # the interpreter of the Dockerfile's base (python:3.13, Debian trixie)
 # The lock is resolved for manylinux_2_28 (glibc 2.28+); trixie and the official images have
 # 2.41. Older pip does not widen a manylinux_2_N platform to lower N itself, so list them all.
 GLIBC_MINORS = range(28, 16, -1)
-PROJECT_WHEEL_GLOB = "asyncio_stress_kit-*.whl"
+KIT_WHEEL_GLOB = "asyncio_stress_kit-*.whl"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip file can hold: same bytes each time
 _JUNK = (".git", ".nox", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache",
          ".ruff_cache", ".pytest_cache", "stress-results", "wheelhouse", "base-image")
+
+
+class WheelhouseError(EngineError):
+    """The kit could not gather the image's wheels: the message names the file or pin."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,15 +63,15 @@ def parse_lock(path: Path) -> tuple[Pin, ...]:
             continue
         match = re.match(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;]+)", line)
         if match is None:
-            raise ValueError(f"{path}: entry {number}: expected NAME==VERSION --hash=..., "
-                             f"got {line!r}")
+            raise WheelhouseError(f"{path}: entry {number}: expected NAME==VERSION --hash=..., "
+                                 f"got {line!r}")
         hashes = frozenset(re.findall(r"--hash=sha256:([0-9a-f]{64})", line))
         if not hashes:
-            raise ValueError(f"{path}: {match[1]}=={match[2]} has no --hash; regenerate with "
-                             "`nox -s lock`")
+            raise WheelhouseError(f"{path}: {match[1]}=={match[2]} has no --hash; regenerate with "
+                                 "`nox -s lock`")
         pins.append(Pin(name=match[1], version=match[2], hashes=hashes))
     if not pins:
-        raise ValueError(f"{path}: no pinned requirements; regenerate with `nox -s lock`")
+        raise WheelhouseError(f"{path}: no pinned requirements; regenerate with `nox -s lock`")
     return tuple(pins)
 
 
@@ -94,7 +101,7 @@ def prune(pins: Sequence[Pin], deps_dir: Path) -> list[Path]:
 def normalise_arch(machine: str) -> str:
     arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine.lower(), machine.lower())
     if arch not in ("x86_64", "aarch64"):
-        raise ValueError(f"architecture {machine!r}: the lock covers x86_64 and aarch64 only")
+        raise WheelhouseError(f"architecture {machine!r}: the lock covers x86_64 and aarch64 only")
     return arch
 
 
@@ -114,7 +121,7 @@ def download_deps(lock: Path, deps_dir: Path, *, arch: str, python: str = IMAGE_
         "--python-version", python, "--implementation", "cp", "--abi", abi,
         *platform_args(arch), "--requirement", str(lock), "--dest", str(deps_dir),
     ]
-    subprocess.run(command, check=True)
+    _run(command, f"downloading the pinned wheels for CPython {python} linux {arch}")
 
 
 def source_files(source: Path) -> list[Path]:
@@ -149,14 +156,12 @@ def build_project_wheel(source: Path, project_dir: Path) -> Path:
             target = copy / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / relative, target)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-             "--no-deps", "--wheel-dir", str(project_dir), str(copy)],
-            check=True, env=env,
-        )
-    wheels = sorted(project_dir.glob(PROJECT_WHEEL_GLOB))
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+              "--no-deps", "--wheel-dir", str(project_dir), str(copy)],
+             f"building a wheel of {source}", env=env)
+    wheels = sorted(project_dir.glob(KIT_WHEEL_GLOB))
     if len(wheels) != 1:
-        raise RuntimeError(f"expected one {PROJECT_WHEEL_GLOB} in {project_dir}, found {wheels}")
+        raise WheelhouseError(f"expected one {KIT_WHEEL_GLOB} in {project_dir}, found {wheels}")
     return wheels[0]
 
 
@@ -170,10 +175,24 @@ def _commit_time(source: Path) -> str:
     return stamp or earliest
 
 
-def prepare(*, lock: Path, out: Path, arch: str, source: Path = REPO) -> Path:
-    """Make `out` ready for the Dockerfile; returns the project wheel."""
+
+
+def _run(command: Sequence[str], doing: str, env: dict[str, str] | None = None) -> None:
+    """Run a pip command quietly; its output becomes the error's tail when it fails."""
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    except FileNotFoundError as exc:
+        raise WheelhouseError(f"{doing}: {exc}") from exc
+    except subprocess.CalledProcessError as exc:
+        tail = " | ".join((exc.stderr or exc.stdout or "").strip().splitlines()[-3:])
+        hint = " (pip is needed: install the kit with pip or pipx)" if "No module named pip" in \
+            tail else ""
+        raise WheelhouseError(f"{doing} failed (exit {exc.returncode}): {tail}{hint}") from exc
+
+
+def prepare_deps(lock: Path, deps_dir: Path, *, arch: str) -> tuple[Pin, ...]:
+    """Make deps_dir hold a wheel for every pin (downloading only what is missing), no strays."""
     pins = parse_lock(lock)
-    deps_dir = out / "deps"
     missing = missing_pins(pins, deps_dir)
     if missing:
         print(f"wheelhouse: downloading {len(missing)} of {len(pins)} pinned wheels "
@@ -182,27 +201,73 @@ def prepare(*, lock: Path, out: Path, arch: str, source: Path = REPO) -> Path:
         still = missing_pins(pins, deps_dir)
         if still:
             names = ", ".join(f"{p.name}=={p.version}" for p in still)
-            raise RuntimeError(f"no wheel for {names} matches the lock's hashes for CPython "
-                               f"{IMAGE_PYTHON} linux {arch}")
+            raise WheelhouseError(f"no wheel for {names} matches the lock's hashes for CPython "
+                                  f"{IMAGE_PYTHON} linux {arch}")
     prune(pins, deps_dir)
-    return build_project_wheel(source, out / "project")
+    return pins
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--lock", type=Path, default=REPO / "ci" / "requirements.txt")
-    parser.add_argument("--out", type=Path, default=REPO / "ci" / "wheelhouse")
-    parser.add_argument("--arch", default=platform.machine(),
-                        help="image architecture: x86_64 or aarch64 (default: this machine's)")
-    args = parser.parse_args(argv)
+def kit_checkout() -> Path | None:
+    """The kit's source tree when it runs from one (its pyproject beside the package)."""
+    root = Path(__file__).resolve().parents[2]
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and f'name = "{DISTRIBUTION}"' in pyproject.read_text("utf-8"):
+        return root
+    return None
+
+
+def kit_wheel(out_dir: Path) -> Path:
+    """A wheel of the kit that runs this code, in out_dir (which is emptied first)."""
+    source = kit_checkout()
+    if source is not None:
+        return build_project_wheel(source, out_dir)
+    return pack_installed(out_dir)
+
+
+def pack_installed(out_dir: Path) -> Path:
+    """Pack the installed kit's files back into a wheel: byte for byte what pip installed."""
     try:
-        wheel = prepare(lock=args.lock, out=args.out, arch=normalise_arch(args.arch))
-    except (ValueError, RuntimeError, subprocess.CalledProcessError) as exc:
-        print(f"wheelhouse: {exc}", file=sys.stderr)
-        return 2
-    print(f"wheelhouse: ready in {args.out} (project wheel {wheel.name})", flush=True)
-    return 0
+        dist = importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise WheelhouseError(f"the kit is neither a checkout nor an installed {DISTRIBUTION}: "
+                              "install it with pip or pipx") from exc
+    version = dist.version
+    info = f"asyncio_stress_kit-{version}.dist-info"
+    members: dict[str, bytes] = {}
+    for file in dist.files or ():
+        name = file.as_posix()
+        if name.startswith("stress/") and "__pycache__" not in name:
+            members[name] = Path(str(dist.locate_file(file))).read_bytes()
+    if "stress/__init__.py" not in members:
+        raise WheelhouseError(f"the installed {DISTRIBUTION} {version} lists no files of the "
+                              "stress package (an editable install?): run from its checkout")
+    for meta in ("METADATA", "entry_points.txt"):
+        text = dist.read_text(meta)
+        if text is not None:
+            members[f"{info}/{meta}"] = text.encode()
+    members[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: stress-kit\n"
+                                b"Root-Is-Purelib: true\nTag: py3-none-any\n")
+    record = [f"{name},sha256={_urlsafe_digest(data)},{len(data)}"
+              for name, data in sorted(members.items())]
+    members[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    wheel = out_dir / f"asyncio_stress_kit-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(members.items()):
+            archive.writestr(zipfile.ZipInfo(name, date_time=_ZIP_EPOCH), data)
+    return wheel
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _urlsafe_digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def wheel_digest(wheel: Path) -> str:
+    """A digest of what a wheel holds (names and bytes), not of the zip: timestamps differ."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as archive:
+        for name in sorted(archive.namelist()):
+            digest.update(name.encode() + b"\0" + archive.read(name) + b"\0")
+    return digest.hexdigest()
