@@ -109,7 +109,7 @@ def build(client: Any, *, base: str | None = None, extra_tag: str | None = None)
     also = f" and {extra_tag}" if extra_tag and extra_tag != inputs.tag else ""
     print(f"--- built {inputs.tag}{also} ({image_id[:19]}) in "
           f"{time.monotonic() - started:.1f}s", flush=True)
-    return Image(tag=extra_tag or inputs.tag, id=image_id)
+    return Image(tag=inputs.tag, id=image_id)
 
 
 def existing(client: Any, *, tag: str | None, base: str | None) -> Image:
