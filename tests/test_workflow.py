@@ -24,13 +24,12 @@ import pytest
 import yaml
 
 from stress.cli import build_parser
+from stress.container import session as container_session
 from tests.test_noxfile import session_calls, sessions
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "stress.yml"
 CI_RUN = REPO / ".ci" / "run"
-sys.path.insert(0, str(REPO / "ci"))
-import container_session  # noqa: E402  (ci/container_session.py, what `nox -s stress` runs)
 
 # The current major version of each action, looked up when the workflow was written (2026-11).
 # Moving one is a deliberate edit of both files.
@@ -242,22 +241,25 @@ def stress_arguments(workflow: Node, scenario: str) -> list[str]:
         "$SCENARIO": scenario, "${BUILD_OPTION:+$BUILD_OPTION}": "--no-build"})
 
 
+def stress_run(workflow: Node, scenario: str) -> Any:
+    """The job's `nox -s stress -- ...` as the kit parses it: the session's command, then those."""
+    [command] = session_calls(sessions()["stress"], "run")
+    return build_parser().parse_args([*command[3:], *stress_arguments(workflow, scenario)])
+
+
 def test_each_stress_job_runs_its_scenario_profiled_in_the_container(
         workflow: Node) -> None:
     for scenario in kit_scenario_names():
-        options, run_args = container_session.split_args(stress_arguments(workflow, scenario))
-        assert options.engine == "docker"
-        args = build_parser().parse_args(["run", *run_args])
+        args = stress_run(workflow, scenario)
+        assert args.engine == "docker"
         assert args.names == [scenario]
         assert args.profile == "memory,cpu"
 
 
 def test_stress_artifacts_are_the_folder_the_kit_writes_named_after_the_scenario(
         workflow: Node) -> None:
-    _, run_args = container_session.split_args(stress_arguments(workflow, "short"))
-    written = container_session.plan_container_run(run_args, cwd=REPO).results_dir
-    assert written == REPO / container_session.DEFAULT_OUT
-    assert build_parser().parse_args(["run"]).out == Path(container_session.DEFAULT_OUT)
+    written = container_session.plan(stress_run(workflow, "short"), cwd=REPO).results_dir
+    assert written == REPO / build_parser().parse_args(["run"]).out
     [(_, upload)] = [(job, step) for job, step in steps_using(workflow, "actions/upload-artifact")
                      if job == "stress"]
     assert REPO / upload["with"]["path"] == written
@@ -358,11 +360,11 @@ def test_the_image_is_cached_by_its_inputs_and_run_as_it_is_when_found(
     image_tag = jobs["image"]["env"]["STRESS_IMAGE"]
     assert jobs["stress"]["env"]["STRESS_IMAGE"] == image_tag
     monkeypatch.setenv("STRESS_IMAGE", image_tag)  # the variable the kit's sessions read
-    assert container_session.split_args([])[0].image == image_tag
+    assert build_parser().parse_args(["run"]).image == image_tag
 
     key_step = next(s for s in jobs["image"]["steps"] if s.get("id") == "key")
     patterns = re.findall(r"'([^']+)'", key_step["run"].split("hashFiles(")[1])
-    for pattern in ("Dockerfile", "ci/requirements.txt", "pyproject.toml", "stress/**"):
+    for pattern in ("Dockerfile", "pyproject.toml", "stress/**"):
         assert pattern in patterns
     for pattern in patterns:
         assert any(REPO.glob(pattern)), f"hashFiles('{pattern}') matches nothing"
@@ -380,5 +382,5 @@ def test_the_image_is_cached_by_its_inputs_and_run_as_it_is_when_found(
     assert "docker load --input ~/.cache/stress-kit/image.tar" in load["run"]
     assert load["if"] == f"steps.{stress_restore['id']}.outputs.cache-hit == 'true'"
     assert 'echo "BUILD_OPTION=--no-build" >> "$GITHUB_ENV"' in load["run"]
-    options, _ = container_session.split_args(stress_arguments(workflow, "short"))
-    assert options.build is False  # with the cached image loaded, the session runs it as is
+    # With the cached image loaded, the session runs it as it is.
+    assert stress_run(workflow, "short").build is False
