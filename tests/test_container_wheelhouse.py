@@ -132,3 +132,33 @@ def test_the_wheels_digest_is_its_content_not_its_timestamps(tmp_path: Path) -> 
 
 def test_the_kit_knows_its_checkout() -> None:
     assert wheelhouse.kit_checkout() == REPO
+
+
+def test_an_installed_kit_is_packed_back_into_a_wheel_the_same_each_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+    import zipfile
+
+    site = tmp_path / "site"
+    info = site / "asyncio_stress_kit-9.9.dist-info"
+    for name, text in {"stress/__init__.py": "x = 1\n", "stress/container/Dockerfile": "FROM x\n",
+                       "stress/__pycache__/junk.pyc": "junk"}.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text, encoding="utf-8")
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.4\nName: asyncio-stress-kit\n"
+                                   "Version: 9.9\n", encoding="utf-8")
+    (info / "RECORD").write_text(
+        "stress/__init__.py,,\nstress/container/Dockerfile,,\nstress/__pycache__/junk.pyc,,\n"
+        "../../bin/stress-kit,,\n", encoding="utf-8")
+    installed = importlib.metadata.PathDistribution(info)
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: installed)
+
+    first = wheelhouse.pack_installed(tmp_path / "one")
+    second = wheelhouse.pack_installed(tmp_path / "two")
+    assert first.name == "asyncio_stress_kit-9.9-py3-none-any.whl"
+    assert first.read_bytes() == second.read_bytes()
+    names = zipfile.ZipFile(first).namelist()
+    assert {"stress/__init__.py", "stress/container/Dockerfile",
+            "asyncio_stress_kit-9.9.dist-info/METADATA", "asyncio_stress_kit-9.9.dist-info/WHEEL",
+            "asyncio_stress_kit-9.9.dist-info/RECORD"} == set(names)

@@ -33,6 +33,7 @@ IMAGE_PYTHON = "3.13"  # the interpreter of the Dockerfile's base (python:3.13, 
 # 2.41. Older pip does not widen a manylinux_2_N platform to lower N itself, so list them all.
 GLIBC_MINORS = range(28, 16, -1)
 KIT_WHEEL_GLOB = "asyncio_stress_kit-*.whl"
+SETUPTOOLS_MAJOR = 77  # pyproject.toml's build-system requirement (PEP 639 license string)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip file can hold: same bytes each time
 _JUNK = (".git", ".nox", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache",
          ".ruff_cache", ".pytest_cache", "stress-results", "wheelhouse", "base-image")
@@ -157,12 +158,22 @@ def build_project_wheel(source: Path, project_dir: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / relative, target)
         _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-              "--no-deps", "--wheel-dir", str(project_dir), str(copy)],
+              "--no-deps", *_isolation_args(), "--wheel-dir", str(project_dir), str(copy)],
              f"building a wheel of {source}", env=env)
     wheels = sorted(project_dir.glob(KIT_WHEEL_GLOB))
     if len(wheels) != 1:
         raise WheelhouseError(f"expected one {KIT_WHEEL_GLOB} in {project_dir}, found {wheels}")
     return wheels[0]
+
+
+def _isolation_args() -> list[str]:
+    """Build with the setuptools already here when it is new enough: no download, no network."""
+    try:
+        version = importlib.metadata.version("setuptools")
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    major = re.match(r"\d+", version)
+    return ["--no-build-isolation"] if major and int(major[0]) >= SETUPTOOLS_MAJOR else []
 
 
 def _commit_time(source: Path) -> str:

@@ -121,6 +121,15 @@ def test_image_is_labelled_non_root_and_runs_the_kit(client: Any, image: str) ->
     assert attrs["Entrypoint"] == ["python", "-m", "stress"]
 
 
+def test_the_image_is_tagged_by_its_inputs_and_found_by_them(client: Any, image: str,
+                                                             base_image: str) -> None:
+    # `run --no-build` without --image runs the image the current sources would build.
+    found = kit_image.existing(client, tag=None, base=base_image)
+    assert found.id == client.images.get(image).id
+    assert found.tag.startswith("asyncio-stress-kit:")
+    assert found.tag in client.images.get(image).tags
+
+
 def test_scenarios_are_listed_inside_the_container(client: Any, image: str,
                                                    tmp_path: Path) -> None:
     out = io.StringIO()
