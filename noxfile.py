@@ -19,7 +19,7 @@ nox.needs_version = ">=2024.4.15"
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
 
-LOCK = "ci/requirements.txt"
+LOCK = "stress/container/requirements.txt"  # package data: an installed kit builds from it
 # The lock is for the image: its Python and manylinux platforms, whatever the host runs.
 LOCK_PYTHON = "3.13"
 LOCK_PLATFORMS = ("x86_64-manylinux_2_28", "aarch64-manylinux_2_28")
@@ -29,13 +29,15 @@ LOCK_PLATFORMS = ("x86_64-manylinux_2_28", "aarch64-manylinux_2_28")
 def stress(session: nox.Session) -> None:
     """Run every scenario (or `-- NAME ...`) with memory and CPU profiles, in the container.
 
-    Container options, taken out before the runner's: --engine auto|docker|host (auto: the
-    container where an engine answers, else the host with a warning), --base IMAGE, --image
-    TAG, --memory 4g, --container-timeout SECONDS, --no-build. Results land in --out
-    (default stress-results/) on the host either way.
+    `stress-kit run --engine auto --profile memory,cpu`, then your arguments, which win: the
+    container where an engine answers, else the host with a warning (`-- --engine host` or
+    `-- --engine docker` to choose). Container options: --base IMAGE, --image TAG, --memory
+    4g, --cpus N, --container-timeout SECONDS, --no-build. Results land in --out (default
+    stress-results/) on the host either way.
     """
     session.install(".[container]")
-    session.run("python", "ci/container_session.py", "stress", *session.posargs)
+    session.run("python", "-m", "stress", "run", "--engine", "auto", "--profile", "memory,cpu",
+                *session.posargs)
 
 
 @nox.session(tags=["check"])
@@ -65,7 +67,7 @@ def image(session: nox.Session) -> None:
     """Build the pinned image with no network (`-- --base IMAGE`, default $STRESS_BASE_IMAGE
     or the Dockerfile's digest-pinned base; `-- --image TAG`)."""
     session.install(".[container]")
-    session.run("python", "ci/container_session.py", "image", *session.posargs)
+    session.run("python", "-m", "stress", "image", *session.posargs)
 
 
 @nox.session
@@ -106,7 +108,7 @@ def ab(session: nox.Session) -> None:
 
 @nox.session
 def lock(session: nox.Session) -> None:
-    """Regenerate ci/requirements.txt, the image's dependencies pinned with hashes.
+    """Regenerate stress/container/requirements.txt, the image's dependencies pinned with hashes.
 
     Existing pins are kept; `-- --upgrade` (or `-- --upgrade-package NAME`) moves them.
     """
@@ -135,4 +137,4 @@ def lock(session: nox.Session) -> None:
 def pin(session: nox.Session) -> None:
     """Point the Dockerfile's base at its tag's current digest (needs a reachable registry)."""
     session.install(".[container]")
-    session.run("python", "ci/container_session.py", "pin", *session.posargs)
+    session.run("python", "-m", "stress", "pin", *session.posargs)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "ci"))
-import wheelhouse  # noqa: E402  (ci/wheelhouse.py, which `nox -s image` runs)
+from stress.container import wheelhouse
+from stress.container.wheelhouse import WheelhouseError
 
-LOCK = REPO / "ci" / "requirements.txt"
+REPO = Path(__file__).resolve().parents[1]
+LOCK = REPO / "stress" / "container" / "requirements.txt"
 
 
 def canonical(name: str) -> str:
@@ -76,14 +75,14 @@ def test_wheels_are_matched_to_pins_by_hash_and_strays_are_pruned(tmp_path: Path
 def test_a_pin_without_hash_names_the_file_and_the_fix(tmp_path: Path) -> None:
     lock = tmp_path / "lock.txt"
     lock.write_text("alpha==1.0\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"lock\.txt: alpha==1\.0 has no --hash.*nox -s lock"):
+    with pytest.raises(WheelhouseError, match=r"lock\.txt: alpha==1\.0 has no --hash.*nox -s lock"):
         wheelhouse.parse_lock(lock)
 
 
 def test_an_unpinned_line_is_refused(tmp_path: Path) -> None:
     lock = tmp_path / "lock.txt"
     lock.write_text(f"alpha>=1.0 --hash=sha256:{'0' * 64}\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="expected NAME==VERSION"):
+    with pytest.raises(WheelhouseError, match="expected NAME==VERSION"):
         wheelhouse.parse_lock(lock)
 
 
@@ -103,12 +102,63 @@ def test_architecture_names_are_normalised(machine: str, arch: str) -> None:
 
 
 def test_an_architecture_without_wheels_is_refused() -> None:
-    with pytest.raises(ValueError, match="x86_64 and aarch64 only"):
+    with pytest.raises(WheelhouseError, match="x86_64 and aarch64 only"):
         wheelhouse.normalise_arch("ppc64le")
 
 
 def test_project_wheel_is_built_from_sources_only() -> None:
     files = {path.as_posix() for path in wheelhouse.source_files(REPO)}
-    assert {"pyproject.toml", "stress/__init__.py", "stress/container.py"} <= files
+    assert {"pyproject.toml", "stress/__init__.py", "stress/container/driver.py",
+            "stress/container/Dockerfile"} <= files
     assert not any(f.startswith((".git/", ".nox/", "ci/wheelhouse/")) or "__pycache__" in f
                    for f in files)
+
+
+def test_the_wheels_digest_is_its_content_not_its_timestamps(tmp_path: Path) -> None:
+    import zipfile
+
+    def wheel(name: str, stamp: tuple[int, int, int, int, int, int], data: bytes) -> Path:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(zipfile.ZipInfo("stress/x.py", date_time=stamp), data)
+        return path
+
+    one = wheel("a.whl", (2020, 1, 1, 0, 0, 0), b"x = 1")
+    same = wheel("b.whl", (2025, 6, 1, 0, 0, 0), b"x = 1")
+    other = wheel("c.whl", (2020, 1, 1, 0, 0, 0), b"x = 2")
+    assert wheelhouse.wheel_digest(one) == wheelhouse.wheel_digest(same)
+    assert wheelhouse.wheel_digest(one) != wheelhouse.wheel_digest(other)
+
+
+def test_the_kit_knows_its_checkout() -> None:
+    assert wheelhouse.kit_checkout() == REPO
+
+
+def test_an_installed_kit_is_packed_back_into_a_wheel_the_same_each_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+    import zipfile
+
+    site = tmp_path / "site"
+    info = site / "asyncio_stress_kit-9.9.dist-info"
+    for name, text in {"stress/__init__.py": "x = 1\n", "stress/container/Dockerfile": "FROM x\n",
+                       "stress/__pycache__/junk.pyc": "junk"}.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text, encoding="utf-8")
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.4\nName: asyncio-stress-kit\n"
+                                   "Version: 9.9\n", encoding="utf-8")
+    (info / "RECORD").write_text(
+        "stress/__init__.py,,\nstress/container/Dockerfile,,\nstress/__pycache__/junk.pyc,,\n"
+        "../../bin/stress-kit,,\n", encoding="utf-8")
+    installed = importlib.metadata.PathDistribution(info)
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: installed)
+
+    first = wheelhouse.pack_installed(tmp_path / "one")
+    second = wheelhouse.pack_installed(tmp_path / "two")
+    assert first.name == "asyncio_stress_kit-9.9-py3-none-any.whl"
+    assert first.read_bytes() == second.read_bytes()
+    names = zipfile.ZipFile(first).namelist()
+    assert {"stress/__init__.py", "stress/container/Dockerfile",
+            "asyncio_stress_kit-9.9.dist-info/METADATA", "asyncio_stress_kit-9.9.dist-info/WHEEL",
+            "asyncio_stress_kit-9.9.dist-info/RECORD"} == set(names)

@@ -71,9 +71,27 @@ def session_calls(node: ast.FunctionDef, method: str) -> list[list[str]]:
 
 def test_kit_sessions_run_the_kit_command_of_their_name() -> None:
     found = sessions()
-    expected = {"scenarios": "list", "merge": "merge", "compare": "compare", "ab": "ab"}
+    expected = {"scenarios": "list", "merge": "merge", "compare": "compare", "ab": "ab",
+                "image": "image", "pin": "pin"}
     for name, command in expected.items():
         assert session_calls(found[name], "run") == [["python", "-m", "stress", command]], name
+
+
+def test_stress_session_is_the_run_command_in_the_container_where_one_answers() -> None:
+    # The package is the only front door: no script under ci/ between nox and the kit.
+    assert session_calls(sessions()["stress"], "run") == [
+        ["python", "-m", "stress", "run", "--engine", "auto", "--profile", "memory,cpu"]]
+
+
+def test_lock_session_writes_the_lock_the_package_reads() -> None:
+    from stress.container import image
+
+    tree = ast.parse(NOXFILE.read_text(encoding="utf-8"))
+    lock = next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "LOCK")
+    assert (NOXFILE.parent / lock).resolve() == image.LOCK
+    ci_run = (NOXFILE.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"git diff --quiet -- {lock}" in ci_run  # the stale-lock check reads that file
 
 
 def test_ab_session_has_the_build_backend_the_revisions_are_installed_with() -> None:

@@ -15,6 +15,7 @@ from stress.commands.common import (
     start_logging,
 )
 from stress.console import Progress, annotate_error, group
+from stress.container import session as container_session
 from stress.engine.options import RunOptions
 from stress.errors import ConfigError
 from stress.results import Result, overall_exit_code
@@ -48,6 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-interval", type=float, default=0.1, metavar="SECONDS",
                         help="how often RSS and counts are sampled (default: 0.1)")
     add_verbose_flag(parser)
+    container_session.add_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
     if args.sample_interval <= 0:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
+    if args.engine != "host" and (code := container_session.run(args)) is not None:
+        return code  # None: --engine auto found no engine, so the run goes on here
     check_loops([args.loop])
     load_target(args.target)  # fail here, once, rather than in every child
     scenarios = [s.scaled(args.scale) for s in chosen_scenarios(args, args.names)]

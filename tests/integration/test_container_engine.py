@@ -3,6 +3,7 @@
 Skipped with the reason when no engine answers or the base image is missing, unless
 STRESS_REQUIRE_DOCKER=1 (CI), which turns those into failures. The base is $STRESS_BASE_IMAGE
 (CI builds stress-kit-base:trixie with ci/build-base-image.sh) or the Dockerfile's pinned one.
+The image is built by the kit's own command, `python -m stress image`, as `nox -s image` does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +23,20 @@ from typing import Any
 import docker
 import pytest
 
-from stress import container
+from stress import console
+from stress.container import driver
+from stress.container import image as kit_image
 from stress.errors import EngineError, ExitCode
+from tests.test_noxfile import session_calls, sessions
 
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
-SESSION = REPO / "ci" / "container_session.py"
-TEST_IMAGE = "asyncio-stress-kit:test"  # one fixed tag, overwritten by each run, removed after
-PROBE_IMAGE = "asyncio-stress-kit:test-probe"
+# Extra tags beside the derived one, removed after; their own per run, so two checkouts testing
+# on one engine do not remove each other's.
+RUN_ID = uuid.uuid4().hex[:8]
+TEST_IMAGE = f"asyncio-stress-kit:test-{RUN_ID}"
+PROBE_IMAGE = f"asyncio-stress-kit:test-probe-{RUN_ID}"
 REQUIRED = os.environ.get("STRESS_REQUIRE_DOCKER") == "1"
 
 
@@ -42,14 +49,14 @@ def unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def client() -> Any:
     try:
-        return container.connect(timeout_s=120)
+        return driver.connect(driver.EngineConfig(timeout_s=120))
     except EngineError as exc:
         unavailable(str(exc))
 
 
 @pytest.fixture(scope="module")
 def base_image(client: Any) -> str:
-    base = os.environ.get("STRESS_BASE_IMAGE") or container.default_base_image(REPO / "Dockerfile")
+    base = os.environ.get("STRESS_BASE_IMAGE") or kit_image.default_base_image()
     try:
         client.images.get(base)
     except Exception:  # any lookup failure means the same: not usable here
@@ -62,12 +69,18 @@ def base_image(client: Any) -> str:
 def image(client: Any, base_image: str) -> Iterator[str]:
     """The kit's image, built as `nox -s image` builds it; removed after, with its layers."""
     before = {found.id for found in client.images.list(all=True)}
+    before_tags = {tag for found in client.images.list() for tag in found.tags}
     done = subprocess.run(
-        [sys.executable, str(SESSION), "image", "--base", base_image, "--image", TEST_IMAGE],
+        [sys.executable, "-m", "stress", "image", "--base", base_image, "--image", TEST_IMAGE],
         cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    derived = done.stdout.split()[-1]  # the last line is the tag derived from the inputs
+    assert derived.startswith("asyncio-stress-kit:")
+    assert "Step 1/" not in done.stdout  # the build's log shows only when it fails
     yield TEST_IMAGE
     client.images.remove(TEST_IMAGE, force=True)
+    if derived not in before_tags:  # else it was there before this build: keep it
+        client.images.remove(derived, force=True)
     remove_new_images(client, before)
 
 
@@ -91,10 +104,10 @@ def gone(client: Any, name: str) -> bool:
     return not client.containers.list(all=True, filters={"name": f"^{name}$"})
 
 
-def python_in(image: str, results: Path, code: str, **overrides: Any) -> container.RunConfig:
+def python_in(image: str, results: Path, code: str, **overrides: Any) -> driver.RunConfig:
     settings: dict[str, Any] = {"results_dir": results, "image": image, "timeout_s": 120.0}
     settings.update(overrides)
-    return container.RunConfig(entrypoint=("python", "-c"), command=(code,), **settings)
+    return driver.RunConfig(entrypoint=("python", "-c"), command=(code,), **settings)
 
 
 def test_image_is_labelled_non_root_and_runs_the_kit(client: Any, image: str) -> None:
@@ -108,24 +121,33 @@ def test_image_is_labelled_non_root_and_runs_the_kit(client: Any, image: str) ->
     assert attrs["Entrypoint"] == ["python", "-m", "stress"]
 
 
+def test_the_image_is_tagged_by_its_inputs_and_found_by_them(client: Any, image: str,
+                                                             base_image: str) -> None:
+    # `run --no-build` without --image runs the image the current sources would build.
+    found = kit_image.existing(client, tag=None, base=base_image)
+    assert found.id == client.images.get(image).id
+    assert found.tag.startswith("asyncio-stress-kit:")
+    assert found.tag in client.images.get(image).tags
+
+
 def test_scenarios_are_listed_inside_the_container(client: Any, image: str,
                                                    tmp_path: Path) -> None:
     out = io.StringIO()
-    config = container.RunConfig(results_dir=tmp_path, image=image, command=("list",),
+    config = driver.RunConfig(results_dir=tmp_path, image=image, command=("list",),
                                  timeout_s=120)
-    with container.StressContainer(client, config) as box:
+    with driver.StressContainer(client, config) as box:
         code = box.run(out)
         name = box.name
     assert code == 0, out.getvalue()
     assert "short" in out.getvalue().split()
     assert gone(client, name)
-    assert "short" in (tmp_path / container.CONTAINER_LOG).read_text(encoding="utf-8")
+    assert "short" in (tmp_path / driver.CONTAINER_LOG).read_text(encoding="utf-8")
 
 
 def test_exit_code_is_passed_through(client: Any, image: str, tmp_path: Path) -> None:
-    config = container.RunConfig(results_dir=tmp_path, image=image,
+    config = driver.RunConfig(results_dir=tmp_path, image=image,
                                  command=("no-such-command",), timeout_s=120)
-    assert container.run_in_container(client, config) == ExitCode.USAGE_ERROR  # argparse's 2
+    assert driver.run_in_container(client, config) == ExitCode.USAGE_ERROR  # argparse's 2
 
 
 def test_no_network_host_user_and_ptrace(client: Any, image: str, tmp_path: Path) -> None:
@@ -135,7 +157,7 @@ def test_no_network_host_user_and_ptrace(client: Any, image: str, tmp_path: Path
         "open('/results/probe.json', 'w').write(json.dumps({'net': os.listdir('/sys/class/net'),"
         " 'uid': os.getuid(), 'ptrace': bool(int(caps, 16) >> 19 & 1)}))\n"
     )
-    assert container.run_in_container(client, python_in(image, tmp_path, code)) == 0
+    assert driver.run_in_container(client, python_in(image, tmp_path, code)) == 0
     probe = tmp_path / "probe.json"
     seen = json.loads(probe.read_text(encoding="utf-8"))
     assert seen == {"net": ["lo"], "uid": os.getuid(), "ptrace": True}
@@ -148,10 +170,10 @@ def test_output_split_inside_a_character_reaches_the_terminal_whole(
             "for byte in '✅ Test passed!\\n'.encode():\n"
             "    sys.stdout.buffer.write(bytes([byte])); sys.stdout.buffer.flush()\n")
     out = io.StringIO()
-    with container.StressContainer(client, python_in(image, tmp_path, code)) as box:
+    with driver.StressContainer(client, python_in(image, tmp_path, code)) as box:
         assert box.run(out) == 0
     assert "✅ Test passed!" in out.getvalue()
-    log = (tmp_path / container.CONTAINER_LOG).read_text(encoding="utf-8")
+    log = (tmp_path / driver.CONTAINER_LOG).read_text(encoding="utf-8")
     assert "✅ Test passed!" in log
 
 
@@ -160,12 +182,12 @@ def test_timeout_kills_keeps_the_log_and_removes_the_container(
     code = "import time; print('scenario started', flush=True); time.sleep(600)"
     out = io.StringIO()
     started = time.monotonic()
-    with container.StressContainer(client, python_in(image, tmp_path, code, timeout_s=3)) as box:
+    with driver.StressContainer(client, python_in(image, tmp_path, code, timeout_s=3)) as box:
         result = box.run(out)
         name = box.name
     assert result == ExitCode.CRASHED_OR_HUNG
     assert time.monotonic() - started < 60
-    log = (tmp_path / container.CONTAINER_LOG).read_text(encoding="utf-8")
+    log = (tmp_path / driver.CONTAINER_LOG).read_text(encoding="utf-8")
     assert "scenario started" in log
     assert "killed after 3s (timeout)" in log
     assert "killed after 3s (timeout)" in out.getvalue()
@@ -176,7 +198,7 @@ def test_memory_limit_is_enforced_and_reported(client: Any, image: str, tmp_path
     code = "x = bytearray(512 * 1024 * 1024); print('not limited')"
     out = io.StringIO()
     config = python_in(image, tmp_path, code, memory_limit="64m")
-    with container.StressContainer(client, config) as box:
+    with driver.StressContainer(client, config) as box:
         result = box.run(out)
     assert result == ExitCode.CRASHED_OR_HUNG
     assert "not limited" not in out.getvalue()
@@ -185,8 +207,8 @@ def test_memory_limit_is_enforced_and_reported(client: Any, image: str, tmp_path
 
 def test_keep_containers_leaves_it_for_inspection(client: Any, image: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(container.KEEP_CONTAINERS_ENV, "1")
-    with container.StressContainer(client, python_in(image, tmp_path, "pass")) as box:
+    monkeypatch.setenv(driver.KEEP_CONTAINERS_ENV, "1")
+    with driver.StressContainer(client, python_in(image, tmp_path, "pass")) as box:
         assert box.run(io.StringIO()) == 0
     try:
         assert not gone(client, box.name)
@@ -203,16 +225,16 @@ def test_build_has_no_network_and_a_failed_build_shows_its_log(
         "ARG BASE_IMAGE=none\nFROM ${BASE_IMAGE}\n"
         "RUN echo interfaces: $(ls /sys/class/net) && echo about to fail && exit 3\n",
         encoding="utf-8")
-    config = container.BuildConfig(context=context, tag=PROBE_IMAGE, base_image=base_image)
-    with pytest.raises(EngineError) as raised:
-        container.build_image(client, config)
+    with pytest.raises(EngineError) as raised, console.quiet_log("probe build") as log:
+        driver.build(client, context=context, tag=PROBE_IMAGE,
+                     build_args={"BASE_IMAGE": base_image}, log=log)
     message = str(raised.value)
     assert "\n" not in message
     assert f"image build of {PROBE_IMAGE} failed" in message
     assert "non-zero code: 3" in message
-    log = capsys.readouterr().err
-    assert "interfaces: lo\n" in log  # the build's RUN steps saw only loopback
-    assert "about to fail" in log
+    shown = capsys.readouterr().err
+    assert "interfaces: lo\n" in shown  # the build's RUN steps saw only loopback
+    assert "about to fail" in shown
 
 
 @pytest.mark.slow
@@ -220,9 +242,10 @@ def test_nox_stress_path_end_to_end_with_profiles(client: Any, image: str,
                                                   tmp_path: Path) -> None:
     """What `nox -s stress -- short --scale ... --engine docker` does, on the image built above."""
     out = tmp_path / "results"
+    [command] = session_calls(sessions()["stress"], "run")  # what `nox -s stress` runs
     done = subprocess.run(
-        [sys.executable, str(SESSION), "stress", "--engine", "docker", "--no-build",
-         "--image", image, "short", "--scale", "0.01", "--out", str(out)],
+        [sys.executable, *command[1:], "short", "--scale", "0.01", "--out", str(out),
+         "--engine", "docker", "--no-build", "--image", image],
         cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-4000:]
     assert "--profile memory,cpu" in done.stdout  # the session's default

@@ -1,11 +1,12 @@
-"""The container engine behind one small driver: build the image, run the kit in it, clean up.
+"""The container engine behind one small driver: the only module that imports the docker SDK.
 
-This is the only module that imports the docker SDK (the ``container`` extra). Every engine
-failure becomes one :class:`EngineError` line that names the engine address tried and the fix.
+An :class:`EngineConfig` says which engine to talk to; :func:`connect` checks that it answers
+and is new enough. :func:`build` runs one image build with no network, and
+:class:`StressContainer` is one run of the image, removed when its `with` block ends. Every
+engine failure becomes one :class:`EngineError` line that names the address tried and the fix.
 
-    client = connect()
-    build_image(client, BuildConfig(context=repo, base_image="stress-kit-base:trixie"))
-    with StressContainer(client, RunConfig(results_dir=Path("stress-results"))) as box:
+    client = connect(EngineConfig())
+    with StressContainer(client, RunConfig(results_dir=Path("stress-results"), image=tag)) as box:
         exit_code = box.run()
 """
 
@@ -23,15 +24,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Literal, Self
 
 from stress.errors import ConfigError, EngineError, ExitCode
 
-DEFAULT_IMAGE = "asyncio-stress-kit:local"
 RESULTS_MOUNT = "/results"  # where the host's results folder appears inside the container
 CONTAINER_LOG = "container.log"  # everything the container printed, kept in the results folder
 KEEP_CONTAINERS_ENV = "STRESS_KEEP_CONTAINERS"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# Docker 20.10's API: the oldest engine the kit is tested on (Debian's docker.io in bookworm).
+MINIMUM_API = (1, 41)
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
 _POLL_S = 0.2
 
@@ -48,6 +50,18 @@ def _docker() -> Any:
 
 
 # -- engine ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """Which engine to talk to. Only docker's API is spoken (podman serves it too)."""
+
+    name: Literal["docker"] = "docker"
+    url: str | None = None  # None: DOCKER_HOST, else the current docker context, else the socket
+    timeout_s: float = 60.0
+
+    def address(self) -> str:
+        return self.url or engine_url()
 
 
 def engine_url() -> str:
@@ -67,22 +81,34 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:240]
 
 
-def connect(*, timeout_s: float = 60.0) -> Any:
-    """A docker client that has answered a ping, or EngineError saying what to do."""
+def connect(config: EngineConfig | None = None) -> Any:
+    """A docker client that answered a ping and is new enough, or EngineError saying what to do."""
+    config = config or EngineConfig()
     docker = _docker()
-    url = engine_url()
+    url = config.address()
     refused = _unix_socket_refusal(url)
     if refused is not None:
         raise NoEngineError(url, refused)
     try:
-        if os.environ.get("DOCKER_HOST"):  # from_env also honours DOCKER_TLS_VERIFY/CERT_PATH
-            client = docker.from_env(timeout=int(timeout_s), use_ssh_client=False)
+        if config.url is None and os.environ.get("DOCKER_HOST"):
+            # from_env also honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+            client = docker.from_env(timeout=int(config.timeout_s), use_ssh_client=False)
         else:
-            client = docker.DockerClient(base_url=url, timeout=int(timeout_s))
+            client = docker.DockerClient(base_url=url, timeout=int(config.timeout_s))
         client.ping()
+        version = client.version()
     except docker.errors.DockerException as exc:
         raise NoEngineError(url, _first_line(exc)) from exc
+    check_version(url, str(version.get("ApiVersion", "0")), str(version.get("Version", "?")))
     return client
+
+
+def check_version(url: str, api: str, version: str) -> None:
+    found = tuple(int(part) for part in re.findall(r"\d+", api)[:2])
+    if found < MINIMUM_API:
+        need = ".".join(map(str, MINIMUM_API))
+        raise EngineError(f"the engine at {url} is Docker {version} (API {api}); the kit needs "
+                          f"API {need} or newer (Docker 20.10+): upgrade it, or use --engine host")
 
 
 class NoEngineError(EngineError):
@@ -110,14 +136,6 @@ def _unix_socket_refusal(url: str) -> str | None:
     return None
 
 
-def default_base_image(dockerfile: Path) -> str:
-    """The Dockerfile's pinned default (its `ARG BASE_IMAGE=...`)."""
-    match = re.search(r"^ARG BASE_IMAGE=(\S+)\s*$", dockerfile.read_text(encoding="utf-8"), re.M)
-    if match is None:
-        raise ConfigError(f"{dockerfile}: no `ARG BASE_IMAGE=...` line to read the base from")
-    return match[1]
-
-
 def registry_digest(client: Any, reference: str) -> str:
     """`name:tag@sha256:...`: the tag's current digest, asked of the registry via the engine."""
     name = reference.split("@", 1)[0]
@@ -125,75 +143,65 @@ def registry_digest(client: Any, reference: str) -> str:
         data = client.images.get_registry_data(name)
     except _docker().errors.DockerException as exc:
         raise EngineError(
-            f"no registry answered for {name} ({_first_line(exc)}): run `nox -s pin` "
+            f"no registry answered for {name} ({_first_line(exc)}): run `stress-kit pin` "
             "on a machine that can pull images"
         ) from exc
     return f"{name}@{data.id}"
 
 
-# -- build ----------------------------------------------------------------------------------
+# -- images ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class BuildConfig:
-    """One image build. The build gets no network: everything comes from ci/wheelhouse/."""
-
-    context: Path
-    tag: str = DEFAULT_IMAGE
-    dockerfile: str = "Dockerfile"
-    base_image: str | None = None  # None: the Dockerfile's pinned default
-    build_args: Mapping[str, str] = field(default_factory=dict)
-    timeout_s: float = 1800.0
-
-    def all_build_args(self) -> dict[str, str]:
-        args = dict(self.build_args)
-        if self.base_image:
-            args["BASE_IMAGE"] = self.base_image
-        return args
+def image_id(client: Any, tag: str) -> str | None:
+    """The id of the image tagged `tag` on this engine, or None."""
+    try:
+        return str(client.images.get(tag).id)
+    except _docker().errors.ImageNotFound:
+        return None
+    except _docker().errors.DockerException as exc:
+        raise EngineError(f"could not look up image {tag}: {_first_line(exc)}") from exc
 
 
-def build_image(client: Any, config: BuildConfig, *, echo: IO[str] | None = None) -> str:
-    """Build and tag the image; returns its id. The whole build log goes to stderr on failure."""
+def add_tag(client: Any, image: str, tag: str) -> None:
+    """Give an image one more tag (`name:tag`; a registry's port is not the tag)."""
+    repository, name = tag, "latest"
+    if ":" in tag.rsplit("/", maxsplit=1)[-1]:
+        repository, _, name = tag.rpartition(":")
+    try:
+        client.images.get(image).tag(repository, name)
+    except _docker().errors.DockerException as exc:
+        raise EngineError(f"could not tag {image} as {tag}: {_first_line(exc)}") from exc
+
+
+def build(client: Any, *, context: Path, tag: str, build_args: Mapping[str, str],
+          timeout_s: float = 1800.0, log: list[str] | None = None) -> str:
+    """Build `context` (its Dockerfile) with no network and tag it; returns the image id.
+
+    The build's output goes into `log` as it arrives; on failure EngineError carries the
+    engine's one-line reason.
+    """
     docker = _docker()
-    log: list[str] = []
-    image_id = ""
+    lines = log if log is not None else []
+    found = ""
     error = ""
     try:
         chunks = client.api.build(
-            path=str(config.context), dockerfile=config.dockerfile, tag=config.tag,
-            buildargs=config.all_build_args(), network_mode="none", pull=False,
-            rm=True, forcerm=True, decode=True, timeout=int(config.timeout_s),
+            path=str(context), tag=tag, buildargs=dict(build_args), network_mode="none",
+            pull=False, rm=True, forcerm=True, decode=True, timeout=int(timeout_s),
             use_config_proxy=False,  # no proxy variables baked into the image
         )
         for chunk in chunks:
             text = chunk.get("stream") or chunk.get("status") or ""
             if text:
-                log.append(text)
-                if echo is not None:
-                    echo.write(text)
-                    echo.flush()
+                lines.append(text)
             if "error" in chunk:
                 error = str(chunk["error"]).strip()
-            image_id = chunk.get("aux", {}).get("ID", image_id)
+            found = chunk.get("aux", {}).get("ID", found)
     except docker.errors.DockerException as exc:
         error = _first_line(exc)
     if error:
-        if echo is None:
-            sys.stderr.write("".join(log))
-        raise EngineError(f"image build of {config.tag} failed: {error}{_base_hint(client, config)}"
-                          " (build log above)")
-    return image_id or str(client.images.get(config.tag).id)
-
-
-def _base_hint(client: Any, config: BuildConfig) -> str:
-    base = config.base_image or default_base_image(config.context / config.dockerfile)
-    try:
-        client.images.get(base)
-    except _docker().errors.DockerException:
-        return (f"; the base image {base} is not on this machine and could not be pulled: "
-                "build one with `bash ci/build-base-image.sh` and pass "
-                "--base stress-kit-base:trixie (or set STRESS_BASE_IMAGE)")
-    return ""
+        raise EngineError(f"image build of {tag} failed: {error}")
+    return found or str(client.images.get(tag).id)
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -212,10 +220,11 @@ class RunConfig:
     """One run of the image: the results folder mounted, no network, bounded memory and time."""
 
     results_dir: Path
-    image: str = DEFAULT_IMAGE
+    image: str
     command: tuple[str, ...] = ("run", "--out", RESULTS_MOUNT)  # after the image's entrypoint
     entrypoint: tuple[str, ...] | None = None  # None: the image's (`python -m stress`)
     memory_limit: str = "4g"  # docker's syntax: a number with b, k, m or g
+    cpus: float | None = None  # None: as many as the engine has
     timeout_s: float = 3600.0  # then the container is killed and the run counts as hung
     user: str | None = None  # "uid:gid"; None: the host user's, so results come out theirs
     mounts: tuple[Mount, ...] = ()
@@ -227,6 +236,8 @@ class RunConfig:
         if not _MEMORY.match(self.memory_limit):
             raise ConfigError(f"memory limit {self.memory_limit!r}: use a number with b, k, m "
                               "or g, e.g. 4g or 512m")
+        if self.cpus is not None and self.cpus <= 0:
+            raise ConfigError(f"--cpus {self.cpus}: expected a number of CPUs > 0, e.g. 2 or 1.5")
         if self.timeout_s <= 0:
             raise ConfigError(f"container timeout {self.timeout_s}: must be a positive number "
                               "of seconds")
@@ -270,12 +281,13 @@ class StressContainer:
                 user=user, volumes=volumes, environment=environment,
                 working_dir=cfg.working_dir, cap_add=list(cfg.cap_add),
                 mem_limit=cfg.memory_limit, memswap_limit=cfg.memory_limit,  # no swap either
+                nano_cpus=int(cfg.cpus * 1e9) if cfg.cpus is not None else None,
                 network_disabled=True, network_mode="none", init=True, detach=True,
                 labels={"org.asyncio-stress-kit.run": "1"},
             )
         except _docker().errors.ImageNotFound as exc:
             raise EngineError(f"image {cfg.image} is not on this engine: build it with "
-                              "`nox -s image`") from exc
+                              "`stress-kit image`") from exc
         except _docker().errors.DockerException as exc:
             raise EngineError(f"could not create a container from {cfg.image}: "
                               f"{_first_line(exc)}") from exc

@@ -1,0 +1,177 @@
+"""The kit's image: its inputs (package data), the tag derived from them, the offline build.
+
+The Dockerfile and the hashed lock are package data beside this module, so an installed kit
+builds its image from any folder. The build context is assembled in a temporary folder:
+
+    Dockerfile  requirements.txt  deps/*.whl (the lock's pins)  kit/asyncio_stress_kit-*.whl
+
+The tag is `asyncio-stress-kit:VERSION-DIGEST`, DIGEST taken over the Dockerfile, the lock, the
+base image and what the kit's wheel holds: two checkouts with different code never share a
+tag, and a changed source file gives a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import stress
+from stress import console
+from stress.container import driver, wheelhouse
+from stress.errors import ConfigError, EngineError
+
+PACKAGE = Path(__file__).resolve().parent
+DOCKERFILE = PACKAGE / "Dockerfile"
+LOCK = PACKAGE / "requirements.txt"  # written by `nox -s lock`
+IMAGE_NAME = "asyncio-stress-kit"
+CACHE_ENV = "STRESS_CACHE_DIR"
+LOCAL_BASE = "stress-kit-base:trixie"  # what ci/build-base-image.sh tags
+
+
+def default_base_image(dockerfile: Path = DOCKERFILE) -> str:
+    """The Dockerfile's pinned default (its `ARG BASE_IMAGE=...`)."""
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)\s*$", dockerfile.read_text(encoding="utf-8"), re.M)
+    if match is None:
+        raise ConfigError(f"{dockerfile}: no `ARG BASE_IMAGE=...` line to read the base from")
+    return match[1]
+
+
+def cache_dir() -> Path:
+    """Where downloaded wheels are kept between builds ($STRESS_CACHE_DIR, else the user's)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "stress-kit"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInputs:
+    """What decides the image's content, and the tag derived from it."""
+
+    base: str
+    kit_wheel: Path
+    digest: str
+
+    @property
+    def tag(self) -> str:
+        return f"{IMAGE_NAME}:{stress.__version__}-{self.digest[:12]}"
+
+
+def gather_inputs(work: Path, base: str | None) -> ImageInputs:
+    """Make the kit's wheel in `work` and derive the tag from it and the package data."""
+    base = base or default_base_image()
+    wheel = wheelhouse.kit_wheel(work / "kit")
+    digest = hashlib.sha256()
+    for part in (DOCKERFILE.read_bytes(), LOCK.read_bytes(), base.encode(),
+                 wheelhouse.wheel_digest(wheel).encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return ImageInputs(base=base, kit_wheel=wheel, digest=digest.hexdigest())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Image:
+    tag: str
+    id: str
+
+
+def build(client: Any, *, base: str | None = None, extra_tag: str | None = None) -> Image:
+    """Build the kit's image with no network; tagged by its inputs (and `extra_tag`)."""
+    arch = wheelhouse.normalise_arch(str(client.info().get("Architecture", "")))
+    with tempfile.TemporaryDirectory(prefix="stress-image-") as tmp:
+        context = Path(tmp)
+        inputs = gather_inputs(context, base)
+        deps = cache_dir() / "wheelhouse" / "deps"
+        wheelhouse.prepare_deps(LOCK, deps, arch=arch)
+        _link_tree(deps, context / "deps")
+        shutil.copyfile(DOCKERFILE, context / "Dockerfile")
+        shutil.copyfile(LOCK, context / "requirements.txt")
+        build_args = {"BASE_IMAGE": inputs.base, "VERSION": stress.__version__,
+                      **_source_labels()}
+        print(f"--- building {inputs.tag} on {inputs.base} (no network)", flush=True)
+        started = time.monotonic()
+        try:
+            with console.quiet_log(f"image build of {inputs.tag}") as log:
+                image_id = driver.build(client, context=context, tag=inputs.tag,
+                                        build_args=build_args, log=log)
+        except EngineError as exc:
+            raise EngineError(f"{exc}{_base_hint(client, inputs.base)} (build log above)") \
+                from exc
+    if extra_tag and extra_tag != inputs.tag:
+        driver.add_tag(client, image_id, extra_tag)
+    also = f" and {extra_tag}" if extra_tag and extra_tag != inputs.tag else ""
+    print(f"--- built {inputs.tag}{also} ({image_id[:19]}) in "
+          f"{time.monotonic() - started:.1f}s", flush=True)
+    return Image(tag=inputs.tag, id=image_id)
+
+
+def existing(client: Any, *, tag: str | None, base: str | None) -> Image:
+    """The image to run without building: `tag`, else the one the current inputs would tag."""
+    if tag is None:
+        with tempfile.TemporaryDirectory(prefix="stress-image-") as tmp:
+            tag = gather_inputs(Path(tmp), base).tag
+    found = driver.image_id(client, tag)
+    if found is None:
+        raise EngineError(f"image {tag} is not on this engine (--no-build): build it with "
+                          "`stress-kit image`, or run without --no-build")
+    return Image(tag=tag, id=found)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """The cached wheels into the context: hard links where the filesystem allows."""
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in sorted(source.glob("*.whl")):
+        try:
+            os.link(wheel, target / wheel.name)
+        except OSError:
+            shutil.copyfile(wheel, target / wheel.name)
+
+
+def _base_hint(client: Any, base: str) -> str:
+    if driver.image_id(client, base) is not None:
+        return ""
+    return (f"; the base image {base} is not on this machine and could not be pulled: build "
+            f"one with `bash ci/build-base-image.sh` (in the kit's checkout) and pass --base "
+            f"{LOCAL_BASE} (or set STRESS_BASE_IMAGE)")
+
+
+def _git(source: Path, *args: str) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(source), *args], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _source_labels() -> dict[str, str]:
+    """The revision and source URL labels, from the kit's checkout (empty when installed)."""
+    source = wheelhouse.kit_checkout()
+    if source is None:
+        return {}
+    labels = {"VCS_REF": _git(source, "rev-parse", "HEAD") or "unknown"}
+    remote = _git(source, "remote", "get-url", "origin")
+    ssh = re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+)$", remote)
+    url = f"https://{ssh[1]}/{ssh[2]}" if ssh else remote
+    labels["SOURCE_URL"] = url.removesuffix(".git") if url.startswith("https://") else ""
+    return labels
+
+
+def pin(client: Any) -> str:
+    """Point the Dockerfile's base at its tag's current digest; returns what was done."""
+    if wheelhouse.kit_checkout() is None:
+        raise ConfigError("pin edits the kit's own Dockerfile: run it in a checkout of the kit")
+    current = default_base_image()
+    pinned = driver.registry_digest(client, current)
+    if pinned == current:
+        return f"pin: {current} is current"
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    DOCKERFILE.write_text(text.replace(f"ARG BASE_IMAGE={current}\n",
+                                       f"ARG BASE_IMAGE={pinned}\n"), encoding="utf-8")
+    return f"pin: {current} -> {pinned}"
