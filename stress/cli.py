@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from stress.commands import ab, bench, compare, config, list_scenarios, merge, report, run
+from stress.commands import ab, bench, compare, config, init, list_scenarios, merge, report, run
 from stress.console import configure_logging
 from stress.errors import ExitCode, StressError
 
@@ -38,6 +38,7 @@ COMMANDS: dict[str, Command] = {
     "merge": merge,
     "ab": ab,
     "config": config,
+    "init": init,
 }
 
 
