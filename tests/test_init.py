@@ -372,3 +372,16 @@ def test_the_templates_are_package_data() -> None:
     names = {p.name for p in (ROOT / "stress" / "templates").iterdir()}
     assert names == {"tool_stress.toml.tmpl", "nox_session.py.tmpl", "noxfile.py.tmpl",
                      "stress.yml.tmpl"}
+
+
+def test_a_target_given_where_the_settings_exist_says_where_to_set_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = project(tmp_path)
+    out = init_in(folder, capsys, "--target", "app:one")
+    assert out[-1].startswith("next: stress-kit config")
+    out = init_in(folder, capsys, "--target", "app:one")
+    assert not any(line.startswith("note: target:") for line in out)
+    out = init_in(folder, capsys, "--target", "app:two")
+    assert "note: target: app:two not written, as the settings exist; set target there " \
+        "(pyproject.toml)" in out
+    assert not any(line.startswith("next:") for line in out)

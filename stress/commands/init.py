@@ -55,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="what the nox session installs (default: %(default)s)")
     parser.add_argument("--action-ref", default=DEFAULT_ACTION_REF, metavar="REF",
                         help="the kit action's tag or commit the workflow uses; a full commit "
-                             "SHA pins it (default: %(default)s)")
+                             "SHA pins it, the kit's version beside (default: %(default)s)")
     parser.add_argument("--write", action="store_true",
                         help="append the stress session to an existing noxfile.py")
     parser.add_argument("--force", action="store_true",
@@ -129,6 +129,10 @@ def make_plan(options: Options) -> Plan:
                          "returning your system under test) in the settings; until then the "
                          "kit measures its own reference pipeline")
     settings_change = _settings(folder, pyproject, target, options.force)
+    if options.target is not None and settings_change.action == "keep" and \
+            _existing_target(settings_change.path) != options.target:
+        notes.append(f"target: {options.target} not written, as the settings exist; set "
+                     f"target there ({settings_change.path.name})")
     settings_name = "pyproject.toml [tool.stress]" if settings_change.path.name == \
         "pyproject.toml" else "stress.toml"
     workflow_change, workflow_notes = _workflow(folder, options, settings_name)
@@ -189,6 +193,17 @@ def _settings(folder: Path, pyproject: dict[str, object] | None, target: str | N
         raise ConfigError(f"{path}: appending [tool.stress] would not be valid TOML ({exc}); "
                           "add the table by hand (stress-kit init --dry-run shows it)") from None
     return Change(path, "append", added)
+
+
+def _existing_target(path: Path) -> object:
+    """The target the kept settings name (None when unreadable or unset)."""
+    try:
+        table: object = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    for key in ("tool", "stress") if path.name == "pyproject.toml" else ():
+        table = table.get(key, {}) if isinstance(table, dict) else {}
+    return table.get("target") if isinstance(table, dict) else None
 
 
 def _whole_file(path: Path, text: str, force: bool) -> Change:
@@ -345,6 +360,9 @@ def apply(plan: Plan, folder: Path, *, dry_run: bool) -> str:
     if all(change.action == "keep" for change in plan.changes):
         lines.append("nothing to change: the project has everything init writes")
     lines += [f"note: {note}" for note in plan.notes]
+    if not dry_run and any(change.action != "keep" for change in plan.changes):
+        lines.append("next: stress-kit config (the settings in effect), nox -s stress (a run "
+                     "here), then commit and push")
     if dry_run:
         lines.append("dry run: nothing written")
     return "\n".join(lines) + "\n"
