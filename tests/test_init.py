@@ -385,3 +385,25 @@ def test_a_target_given_where_the_settings_exist_says_where_to_set_it(
     assert "note: target: app:two not written, as the settings exist; set target there " \
         "(pyproject.toml)" in out
     assert not any(line.startswith("next:") for line in out)
+
+
+def test_a_second_run_speaks_of_the_kept_settings_target(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = project(tmp_path)
+    init_in(folder, capsys)
+    assert "note: target: none set in pyproject.toml; put target = \"MODULE:ATTR\" (the " \
+        "callable returning your system under test) in the settings; until then the kit " \
+        "measures its own reference pipeline" in init_in(folder, capsys)
+    path = folder / "pyproject.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        '# target = "MODULE:ATTR"', 'target = "app:t"  #'), encoding="utf-8")
+    assert resolve_settings({}, folder, {}).target.value == "app:t"
+    assert not any(line.startswith("note: target") for line in init_in(folder, capsys))
+
+    folder = project(tmp_path / "plain", pyproject=None)
+    (folder / "stress_target.py").write_text(TARGET_MODULE, encoding="utf-8")
+    assert "note: target: found stress_target:ChatTarget; check it, or rerun with --target" \
+        in init_in(folder, capsys)
+    out = init_in(folder, capsys)
+    assert out[0] == "kept stress.toml: unchanged"
+    assert not any(line.startswith("note: target") for line in out)

@@ -115,29 +115,40 @@ def make_plan(options: Options) -> Plan:
                           f"e.g. {DEFAULT_ACTION_REF}")
     if not options.kit_spec.strip():
         raise ConfigError(f"--kit-spec is empty; expected e.g. {DEFAULT_KIT_SPEC}")
-    notes: list[str] = []
     pyproject = _read_pyproject(folder / "pyproject.toml")
-    target = options.target
-    if target is None:
-        found = sorted(detect_targets(folder))
-        if len(found) == 1:
-            target = found[0]
-            notes.append(f"target: found {target}; check it, or rerun with --target")
-        else:
-            seen = f" (found {len(found)}: {', '.join(found[:3])})" if found else ""
-            notes.append(f"target: none set{seen}; put target = \"MODULE:ATTR\" (the callable "
-                         "returning your system under test) in the settings; until then the "
-                         "kit measures its own reference pipeline")
+    target, notes = _choose_target(folder, pyproject, options)
     settings_change = _settings(folder, pyproject, target, options.force)
-    if options.target is not None and settings_change.action == "keep" and \
-            _existing_target(settings_change.path) != options.target:
-        notes.append(f"target: {options.target} not written, as the settings exist; set "
-                     f"target there ({settings_change.path.name})")
     settings_name = "pyproject.toml [tool.stress]" if settings_change.path.name == \
         "pyproject.toml" else "stress.toml"
     workflow_change, workflow_notes = _workflow(folder, options, settings_name)
     return Plan(changes=(settings_change, _noxfile(folder, pyproject, options, settings_name),
                          workflow_change), notes=(*notes, *workflow_notes))
+
+
+def _choose_target(folder: Path, pyproject: dict[str, object] | None,
+                   options: Options) -> tuple[str | None, list[str]]:
+    """The target to write, and what to tell about it. Settings that exist are kept, so the
+    note then speaks of theirs; else a module named like *stress* may offer one."""
+    kept = _kept_settings(folder, pyproject, options.force)
+    if kept is not None:
+        current = _existing_target(kept)
+        if options.target is not None and current != options.target:
+            return options.target, [f"target: {options.target} not written, as the settings "
+                                    f"exist; set target there ({kept.name})"]
+        if current is None:
+            return options.target, [f"target: none set in {kept.name}; {_FILL_IN}"]
+        return options.target or str(current), []
+    if options.target is not None:
+        return options.target, []
+    found = sorted(detect_targets(folder))
+    if len(found) == 1:
+        return found[0], [f"target: found {found[0]}; check it, or rerun with --target"]
+    seen = f" (found {len(found)}: {', '.join(found[:3])})" if found else ""
+    return None, [f"target: none set{seen}; {_FILL_IN}"]
+
+
+_FILL_IN = ('put target = "MODULE:ATTR" (the callable returning your system under test) in '
+            "the settings; until then the kit measures its own reference pipeline")
 
 
 # -- the settings --------------------------------------------------------------------------
@@ -174,11 +185,24 @@ def settings_text(target: str | None, *, in_pyproject: bool) -> str:
         prefix="tool.stress." if in_pyproject else "")
 
 
+def _has_table(pyproject: dict[str, object] | None) -> bool:
+    tool = pyproject.get("tool", {}) if pyproject is not None else {}
+    return isinstance(tool, dict) and "stress" in tool
+
+
+def _kept_settings(folder: Path, pyproject: dict[str, object] | None,
+                   force: bool) -> Path | None:
+    """The settings file init leaves as it is, if any."""
+    if _has_table(pyproject):
+        return folder / "pyproject.toml"
+    own = folder / "stress.toml"
+    return own if own.exists() and not force else None
+
+
 def _settings(folder: Path, pyproject: dict[str, object] | None, target: str | None,
               force: bool) -> Change:
     own = folder / "stress.toml"
-    tool = pyproject.get("tool", {}) if pyproject is not None else {}
-    if pyproject is not None and isinstance(tool, dict) and "stress" in tool:
+    if _has_table(pyproject):
         return Change(folder / "pyproject.toml", "keep",
                       note="it has a [tool.stress] table already")
     if pyproject is None or own.exists():
