@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from stress import __version__, cli
-from stress.commands import init
+from stress.commands import init, init_target
 from stress.settings import resolve_settings
 from stress.target import DEFAULT_TARGET
 
@@ -145,10 +145,13 @@ def test_a_target_in_a_stress_module_is_found_without_importing_it(
 def test_two_candidates_or_a_module_named_stress_give_the_placeholder(tmp_path: Path) -> None:
     folder = project(tmp_path)
     (folder / "stress.py").write_text("target = 1\n", encoding="utf-8")  # shadows the kit
-    assert list(init.detect_targets(folder)) == []
+    (folder / "stress").mkdir()  # so does a package of that name
+    (folder / "stress" / "__init__.py").write_text("", encoding="utf-8")
+    (folder / "stress" / "stress_target.py").write_text(TARGET_MODULE, encoding="utf-8")
+    assert list(init_target.detect_targets(folder)) == []
     (folder / "stress_a.py").write_text("def target(): ...\n", encoding="utf-8")
     (folder / "stress_b.py").write_text(TARGET_MODULE, encoding="utf-8")
-    assert sorted(init.detect_targets(folder)) == ["stress_a:target", "stress_b:ChatTarget"]
+    assert sorted(init_target.detect_targets(folder)) == ["stress_a:target", "stress_b:ChatTarget"]
     plan = init.make_plan(init.Options(folder=folder))
     assert plan.notes[0].startswith("target: none set (found 2: stress_a:target, ")
 

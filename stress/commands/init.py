@@ -10,12 +10,10 @@ Three things, each one line of output: the settings (a ``[tool.stress]`` table a
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,6 +21,7 @@ from string import Template
 from typing import Literal
 
 from stress import __version__
+from stress.commands.init_target import detect_targets
 from stress.errors import ConfigError
 
 HELP = "write the project's stress settings, a nox session and a GitHub workflow"
@@ -41,8 +40,6 @@ _TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*
 _GIT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _SHA = re.compile(r"[0-9a-f]{40}")
 _STRESS_SESSION = re.compile(r"^\s*def stress\s*\(|name\s*=\s*[\"']stress[\"']", re.MULTILINE)
-_SKIP_FOLDERS = {"tests", "test", "build", "dist", "node_modules", "site-packages", "venv",
-                 "__pycache__"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -242,65 +239,6 @@ def _whole_file(path: Path, text: str, force: bool) -> Change:
     if force:
         return Change(path, "replace", text)
     return Change(path, "keep", note="it differs from what init writes; --force replaces it")
-
-
-# -- finding a target ----------------------------------------------------------------------
-
-def detect_targets(folder: Path) -> Iterator[str]:
-    """``module:attr`` for each module named like ``*stress*`` (not the kit's own ``stress``)
-    that defines a class with ``async def run`` or a top-level ``target``. Read with ``ast``:
-    the project's code is never imported."""
-    for root in (folder / "src", folder):
-        if not root.is_dir():
-            continue
-        for path in _modules(root):
-            module = _module_name(root, path)
-            if module is None or module == "stress" or "stress" not in path.stem:
-                continue
-            try:
-                tree = ast.parse(path.read_bytes())
-            except (OSError, SyntaxError, ValueError):
-                continue
-            for name in _target_names(tree):
-                yield f"{module}:{name}"
-        if root.name == "src":
-            return  # a src layout keeps its packages there; the top is tools and tests
-
-
-def _modules(root: Path) -> Iterator[Path]:
-    for here, folders, files in os.walk(root):
-        depth = len(Path(here).relative_to(root).parts)
-        folders[:] = [] if depth >= 3 else sorted(
-            f for f in folders if not f.startswith(".") and f not in _SKIP_FOLDERS
-            and not f.endswith(".egg-info") and f != "src")
-        yield from (Path(here) / f for f in sorted(files) if f.endswith(".py"))
-
-
-def _module_name(root: Path, path: Path) -> str | None:
-    """The dotted name, when every folder on the way is a package (holds __init__.py)."""
-    parts = path.relative_to(root).with_suffix("").parts
-    for depth in range(1, len(parts)):
-        if not (root.joinpath(*parts[:depth]) / "__init__.py").is_file():
-            return None
-    if not all(part.isidentifier() for part in parts) or parts[-1] == "__init__":
-        return None
-    return ".".join(parts)
-
-
-def _target_names(tree: ast.Module) -> Iterator[str]:
-    """A public class with ``async def run`` (the contract), or a top-level ``target``."""
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            if not node.name.startswith("_") and any(
-                    isinstance(item, ast.AsyncFunctionDef) and item.name == "run"
-                    for item in node.body):
-                yield node.name
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            if node.name == "target":
-                yield node.name
-        elif isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "target" for t in node.targets):
-            yield "target"
 
 
 # -- the nox session -----------------------------------------------------------------------
