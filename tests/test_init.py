@@ -410,3 +410,15 @@ def test_a_second_run_speaks_of_the_kept_settings_target(
     out = init_in(folder, capsys)
     assert out[0] == "kept stress.toml: unchanged"
     assert not any(line.startswith("note: target") for line in out)
+
+
+def test_python_m_stress_init_writes_the_three_files(tmp_path: Path) -> None:
+    folder = project(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "stress", "init", str(folder), "--target",
+                           "chatapp.stress_target:ChatTarget"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[:3] == ["appended to pyproject.toml", "wrote noxfile.py",
+                                            f"wrote {init.WORKFLOW}"]
+    assert {p.name for p in folder.iterdir()} == {".git", ".github", "pyproject.toml",
+                                                  "noxfile.py"}

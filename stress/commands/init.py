@@ -24,7 +24,8 @@ from stress import __version__
 from stress.commands.init_target import detect_targets
 from stress.errors import ConfigError
 
-HELP = "write the project's stress settings, a nox session and a GitHub workflow"
+HELP = ("write what a project needs to use the kit: its settings ([tool.stress] or stress.toml), "
+        "a stress nox session and a GitHub workflow")
 
 DISTRIBUTION = "asyncio-stress-kit"
 # The kit's composite action, as a project's workflow names it: the one place to change it.
