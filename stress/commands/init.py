@@ -173,8 +173,9 @@ def settings_text(target: str | None, *, in_pyproject: bool) -> str:
     chosen = [name for name in DEFAULT_SELECT if name in builtin]
     others = [name for name in builtin if name not in chosen]
     if target is None:
-        line = ('# target = "MODULE:ATTR"  # TODO: the callable returning your system under '
-                "test;\n#                         until set, the kit's reference pipeline runs")
+        line = ("# TODO: your system under test, the callable returning it, as MODULE:ATTR;\n"
+                "# until it is set, the kit measures its own reference pipeline.\n"
+                '# target = "MODULE:ATTR"')
     else:
         line = f'target = "{target}"'
     return _template("tool_stress.toml").substitute(
