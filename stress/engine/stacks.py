@@ -228,10 +228,14 @@ def _step(awaitable: Any) -> tuple[FrameType | None, str, Any]:
     # Wrappers without a frame: an async generator's asend/athrow objects (what `async for`
     # awaits), anext()'s awaitable, a coroutine's __await__() wrapper, a future's iterator.
     # None exposes what it wraps as an attribute on every version, but gc sees it.
-    for inner in gc.get_referents(awaitable):
-        if isinstance(inner, asyncio.Future) or any(
-                hasattr(inner, a) for a in ("ag_frame", "cr_frame", "gi_frame")):
-            return None, "", inner
+    inner = gc.get_referents(awaitable)
+    for candidate in inner:
+        if isinstance(candidate, asyncio.Future) or any(
+                hasattr(candidate, a) for a in ("ag_frame", "cr_frame", "gi_frame")):
+            return None, "", candidate
+    for candidate in inner:  # a wrapper around a wrapper (anext() around an asend object)
+        if hasattr(candidate, "send") and hasattr(candidate, "throw"):
+            return None, "", candidate
     return None, "", None
 
 

@@ -243,6 +243,7 @@ def _dump_stacks(proc: subprocess.Popen[bytes], log_file: TextIO) -> str | None:
         _note(log_file, f"the native stack dump (SIGUSR2) went unanswered within "
                         f"{NATIVE_DUMP_WAIT_S:g}s")
         return None
+    _note(log_file, "end of faulthandler's stacks (SIGUSR2)")
     return _blocked_in_native_dump(native)
 
 

@@ -57,7 +57,7 @@ class SseStall:
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
                                                log_level="warning", lifespan="off"))
         serving = asyncio.create_task(server.serve(), name="uvicorn")
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=None) as client:
@@ -102,7 +102,7 @@ class SleepInLoop:
     async def run(self, params: Any, stats: Any, quit: asyncio.Event) -> None:
         stats.messages_sent = stats.tokens_received = 1
         await asyncio.sleep(0)
-        time.sleep(100)  # the bug: a synchronous call in async code
+        time.sleep(100)  # noqa: ASYNC251 - the bug: a synchronous call in async code
 
 
 class NativeDeadlock:

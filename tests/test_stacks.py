@@ -1,0 +1,154 @@
+"""The hang dump, in process: await chains through every kind of awaitable, the size cap, what
+the loop thread was doing, and a dump that fails saying so."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from typing import Any
+
+import pytest
+
+from stress.engine import stacks
+
+
+async def _ticker(gate: asyncio.Event) -> AsyncIterator[int]:
+    yield 1
+    await gate.wait()  # the stuck await, one generator deep
+    yield 2
+
+
+async def _closing(gate: asyncio.Event) -> AsyncGenerator[int, None]:
+    try:
+        yield 1
+    finally:
+        await gate.wait()  # stuck in cleanup: what aclose() (an athrow object) waits for
+
+
+async def _consume(gate: asyncio.Event) -> None:
+    async for _ in _ticker(gate):
+        pass
+
+
+async def _close_it(gate: asyncio.Event) -> None:
+    generator = _closing(gate)
+    await anext(generator)
+    await generator.aclose()
+
+
+async def _anext_default(gate: asyncio.Event) -> None:
+    generator = _ticker(gate)
+    await anext(generator, None)
+    await anext(generator, None)  # anext()'s own awaitable around the asend object
+
+
+class _Awaitable:
+    """An object whose __await__ is another coroutine's (a coroutine_wrapper)."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        self.gate = gate
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self.gate.wait().__await__()
+
+
+async def _await_wrapper(gate: asyncio.Event) -> None:
+    await _Awaitable(gate)
+
+
+def _chains(*coroutines: Any) -> list[str]:
+    async def main() -> list[str]:
+        gate = asyncio.Event()
+        tasks = [asyncio.create_task(make(gate)) for make in coroutines]
+        await asyncio.sleep(0.01)
+        chains = ["\n".join(stacks.await_chain(task)) for task in tasks]
+        gate.set()
+        await asyncio.gather(*tasks)
+        return chains
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(("coroutine", "through"), [
+    (_consume, r"in _ticker \(async generator\)\n  await gate\.wait\(\)"),
+    (_close_it, r"in _closing \(async generator\)\n  await gate\.wait\(\)"),
+    (_anext_default, r"in _ticker \(async generator\)\n  await gate\.wait\(\)"),
+    (_await_wrapper, r"in _await_wrapper\n  await _Awaitable\(gate\)"),
+])
+def test_the_chain_reaches_the_stuck_await(coroutine: Any, through: str) -> None:
+    (chain,) = _chains(coroutine)
+    assert re.search(through, chain), chain
+    # Down to the event's own wait and the future it parks on.
+    assert re.search(r'locks\.py", line \d+, in wait\n', chain), chain
+    assert chain.endswith("waiting on <Future pending cb=[Task.task_wakeup()]>"), chain
+
+
+@pytest.fixture
+def dump_file(tmp_path: Any) -> Iterator[Any]:
+    path = tmp_path / "dump.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    saved = stacks._watched.out_fd
+    stacks._watched.out_fd = fd
+    try:
+        yield path
+    finally:
+        stacks._watched.out_fd = saved
+        stacks._watched.loop = stacks._watched.thread_id = stacks._watched.last_beat = None
+        os.close(fd)
+
+
+def test_a_dump_of_many_tasks_is_capped_and_counts_the_rest(dump_file: Any) -> None:
+    async def main() -> None:
+        stacks.watch_loop(asyncio.get_running_loop())
+        gate = asyncio.Event()
+        tasks = [asyncio.create_task(gate.wait()) for _ in range(5_000)]
+        await asyncio.sleep(0.01)
+        stacks.dump_stacks()
+        gate.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    text = dump_file.read_text(encoding="utf-8")
+    assert text.count("\n<Task pending") == stacks.MAX_TASKS
+    hidden = 5_001 - stacks.MAX_TASKS
+    assert f"... {hidden:,} more tasks not shown (by coroutine: {hidden:,} Event.wait)" in text
+    assert text.rstrip().endswith(stacks.DUMP_END)
+    assert len(text) < 100_000
+
+
+def test_a_dump_that_fails_says_so(dump_file: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> list[str]:
+        raise RuntimeError("no tasks today")
+
+    monkeypatch.setattr(stacks, "_task_section", broken)
+    stacks.dump_stacks()  # and raises nothing into the code it interrupted
+    text = dump_file.read_text(encoding="utf-8")
+    assert f"{stacks.DUMP_FAILED}RuntimeError: no tasks today ===" in text
+    assert stacks.DUMP_END not in text
+
+
+def test_the_loop_state_says_idle_or_where_it_is_blocked(dump_file: Any) -> None:
+    states: dict[str, str] = {}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stacks.watch_loop(loop)
+        # From another thread, as the parent's signal would find it: idle in the selector...
+        states["idle"] = await loop.run_in_executor(None, _state_after, 0.2)
+        # ...and stuck in time.sleep (the heartbeat stops, and the frame waits in a C call).
+        blocked = loop.run_in_executor(None, _state_after, 0.7)
+        time.sleep(1.0)  # noqa: ASYNC251 - the blocked loop under test
+        states["blocked"] = await blocked
+
+    asyncio.run(main())
+    assert states["idle"] == stacks.LOOP_IDLE
+    assert re.fullmatch(rf"{stacks.BLOCKED}{re.escape(__file__)}:\d+ \(main\); "
+                        r"its last callback ran \d\.\ds ago", states["blocked"]), states
+
+
+def _state_after(delay_s: float) -> str:
+    time.sleep(delay_s)
+    return stacks.loop_state(None)
