@@ -90,11 +90,14 @@ def test_a_hang_in_async_for_over_a_websocket_names_the_stuck_await(
     assert re.search(frame("websockets/asyncio/messages.py", "get"), reader), reader
 
 
+@pytest.mark.parametrize(("target", "source", "function"), [
+    ("sleep_in_loop", "time.sleep(100)", hangs.SleepInLoop.run),
+    ("lock_reacquired", "lock.acquire()  # the bug", hangs.LockReacquired.run),
+])
 def test_a_synchronous_call_in_a_coroutine_is_named_first_in_the_diagnosis(
-        tmp_path: Path, scenarios: Path) -> None:
-    result, log = hang(tmp_path, scenarios, "sleep_in_loop")
-    line = line_of("time.sleep(100)", hangs.SleepInLoop.run)
-    blocked = f"{stacks.BLOCKED}{hangs.__file__}:{line} (run)"
+        tmp_path: Path, scenarios: Path, target: str, source: str, function: Any) -> None:
+    result, log = hang(tmp_path, scenarios, target)
+    blocked = f"{stacks.BLOCKED}{hangs.__file__}:{line_of(source, function)} (run)"
     first = failure_of(result, "timeout")["diagnosis"][0]
     assert first.startswith(blocked + "; its last callback ran "), first
     assert f"- {first}\n" in log

@@ -8,6 +8,8 @@
                       quiet; the client waits in ``async for message in ws``.
 ``sleep_in_loop``     a coroutine calls ``time.sleep(100)``: the loop is blocked in a
                       synchronous call.
+``lock_reacquired``   the loop thread acquires a ``threading.Lock`` it already holds (on POSIX
+                      that wait is interrupted for signal handlers, so the Python dump runs).
 ``native_deadlock``   the loop thread locks a pthread mutex it already holds (through ctypes,
                       which releases the GIL): blocked in C, so no Python signal handler runs.
 ``replaced_stderr``   sets ``sys.stderr`` to an ``io.StringIO`` (as Textual does), then hangs.
@@ -20,6 +22,7 @@ import asyncio
 import ctypes
 import io
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -136,3 +139,14 @@ sleep_in_loop = SleepInLoop
 native_deadlock = NativeDeadlock
 replaced_stderr = ReplacedStderr
 many_tasks = ManyTasks
+
+
+class LockReacquired:
+    async def run(self, params: Any, stats: Any, quit: asyncio.Event) -> None:
+        lock = threading.Lock()
+        lock.acquire()
+        await asyncio.sleep(0)
+        lock.acquire()  # the bug: a lock the loop thread already holds
+
+
+lock_reacquired = LockReacquired
