@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
 
-from stress.engine import stacks
+from stress.engine import stacks, supervise
 
 
 async def _ticker(gate: asyncio.Event) -> AsyncIterator[int]:
@@ -152,3 +153,53 @@ def test_the_loop_state_says_idle_or_where_it_is_blocked(dump_file: Any) -> None
 def _state_after(delay_s: float) -> str:
     time.sleep(delay_s)
     return stacks.loop_state(None)
+
+
+NATIVE_DUMP = """\
+Thread 0x00007f9fb26366c0 (most recent call first):
+  File "/usr/lib/python3.11/threading.py", line 331 in wait
+  File "/kit/stress/engine/sampler.py", line 102 in _loop
+
+Current thread 0x00007f9fb47c5b80 (most recent call first):
+  File "/app/target.py", line 115 in run
+  File "/kit/stress/engine/child.py", line 54 in _measure
+  File "/usr/lib/python3.11/asyncio/events.py", line 80 in _run
+"""
+
+
+def test_the_parent_reads_the_blocked_frame_from_faulthandlers_dump() -> None:
+    # The main thread (the loop's) is listed last; its innermost frame is the blocked call.
+    assert supervise._blocked_in_native_dump(NATIVE_DUMP) == (
+        f"{stacks.BLOCKED}/app/target.py:115 (run); it did not answer a Python signal handler")
+    idle = NATIVE_DUMP.replace('"/app/target.py", line 115 in run',
+                               '"/usr/lib/python3.11/selectors.py", line 468 in select')
+    assert supervise._blocked_in_native_dump(idle) is None
+
+
+def test_the_parent_takes_the_loop_state_only_when_it_is_a_finding() -> None:
+    dump = f"{stacks.DUMP_HEADER}\n{stacks.LOOP_STATE}%s\n{stacks.DUMP_END}\n"
+    assert supervise._blocked_loop(dump % stacks.LOOP_IDLE) is None
+    blocked = f"{stacks.BLOCKED}/app/x.py:3 (f); its last callback ran 2.0s ago"
+    assert supervise._blocked_loop(dump % blocked) == blocked
+
+
+def test_the_parent_waits_longer_for_a_dump_still_being_written(tmp_path: Any) -> None:
+    log = tmp_path / "log"
+    log.write_text("before\n", encoding="utf-8")
+    offset = log.stat().st_size
+
+    def write_slowly() -> None:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(stacks.DUMP_HEADER + "\n")
+            for _ in range(8):
+                f.flush()
+                time.sleep(0.1)
+                f.write("a line\n")
+            f.write(stacks.DUMP_END + "\n")
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    text = supervise._wait_for_dump(log, offset, 0.3)
+    writer.join()
+    assert text.startswith(stacks.DUMP_HEADER)
+    assert text.rstrip().endswith(stacks.DUMP_END)

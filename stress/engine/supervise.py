@@ -38,6 +38,8 @@ log = logging.getLogger("stress.engine.supervise")
 CHILD_MODULE = "stress.engine.child"
 STACK_DUMP_WAIT_S = 1.5  # for the child to write its stacks after SIGUSR1
 NATIVE_DUMP_WAIT_S = 1.0  # for faulthandler's dump after SIGUSR2
+DUMP_WRITING_GRACE_S = 3.0  # more for a dump that is still being written
+DUMP_STALL_S = 1.0  # a dump that wrote nothing for this long is not being written
 DUMP_POLL_S = 0.05
 POLL_S = 0.1
 
@@ -228,6 +230,9 @@ def _dump_stacks(proc: subprocess.Popen[bytes], log_file: TextIO) -> str | None:
         return _blocked_loop(text)
     if stacks.DUMP_FAILED in text:
         _note(log_file, "the Python stack dump failed (above); asking faulthandler (SIGUSR2)")
+    elif stacks.DUMP_HEADER in text:
+        _note(log_file, "the Python stack dump (SIGUSR1) did not finish in time; "
+                        "asking faulthandler (SIGUSR2)")
     else:
         _note(log_file, f"the Python stack dump (SIGUSR1) went unanswered within "
                         f"{STACK_DUMP_WAIT_S:g}s: the main thread is not running Python code "
@@ -269,12 +274,23 @@ def _read_from(path: Path, offset: int) -> str:
 
 
 def _wait_for_dump(path: Path, offset: int, wait_s: float) -> str:
-    """The log written since ``offset``, once it holds a dump's last line (or ``wait_s``)."""
-    deadline = time.monotonic() + wait_s
+    """The log written since ``offset``, once it holds a dump's last line (or ``wait_s``).
+
+    A dump still being written (a big one on a loaded machine) gets up to
+    ``DUMP_WRITING_GRACE_S`` more while it has grown in the last ``DUMP_STALL_S``.
+    """
+    started = last_growth = time.monotonic()
+    size = 0
     while True:
         text = _read_from(path, offset)
-        if stacks.DUMP_END in text or stacks.DUMP_FAILED in text \
-                or time.monotonic() > deadline:
+        if stacks.DUMP_END in text or stacks.DUMP_FAILED in text:
+            return text
+        now = time.monotonic()
+        if len(text) > size:
+            size, last_growth = len(text), now
+        writing = stacks.DUMP_HEADER in text and now - last_growth < DUMP_STALL_S
+        if now - started > wait_s + DUMP_WRITING_GRACE_S or (now - started > wait_s
+                                                              and not writing):
             return text
         time.sleep(DUMP_POLL_S)
 
