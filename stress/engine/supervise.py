@@ -2,8 +2,8 @@
 
 Each child is a fresh interpreter (its own memory baseline, killable) in a session of its own.
 The parent owns every deadline: a child past its phase's budget gets SIGUSR1 (it dumps every
-thread's and every asyncio task's stack into the log), then the staged stop (SIGTERM to its
-process group, then SIGKILL).
+thread's and every asyncio task's stack into the log; SIGUSR2, faulthandler's dump, when that
+goes unanswered), then the staged stop (SIGTERM to its process group, then SIGKILL).
 """
 
 from __future__ import annotations
