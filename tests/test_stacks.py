@@ -120,6 +120,21 @@ def test_a_dump_of_many_tasks_is_capped_and_counts_the_rest(dump_file: Any) -> N
     assert len(text) < 100_000
 
 
+def test_a_dump_finds_the_running_loop_without_watch_loop(dump_file: Any) -> None:
+    async def main() -> None:  # a hang before the measured run, in a target's setup say
+        gate = asyncio.Event()
+        task = asyncio.create_task(gate.wait(), name="in-setup")
+        await asyncio.sleep(0.01)
+        stacks.dump_stacks()
+        gate.set()
+        await task
+
+    asyncio.run(main())
+    text = dump_file.read_text(encoding="utf-8")
+    assert "name='in-setup'" in text
+    assert f"{stacks.LOOP_STATE}not started" not in text
+
+
 def test_a_dump_that_fails_says_so(dump_file: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken() -> list[str]:
         raise RuntimeError("no tasks today")

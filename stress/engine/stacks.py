@@ -116,12 +116,15 @@ def _write(fd: int, text: str) -> None:
 
 def loop_state(handler_frame: FrameType | None) -> str:
     """What the loop's thread is doing: waiting in its selector, or where it is stuck."""
-    if _watched.thread_id is None:
+    thread_id = _watched.thread_id
+    if thread_id is None and asyncio._get_running_loop() is not None:
+        thread_id = threading.get_ident()  # a loop runs here, though nobody called watch_loop
+    if thread_id is None:
         return "not started"
-    if _watched.thread_id == threading.get_ident():
+    if thread_id == threading.get_ident():
         frame = handler_frame  # the frame the signal interrupted
     else:
-        frame = sys._current_frames().get(_watched.thread_id)
+        frame = sys._current_frames().get(thread_id)
     if frame is None:
         return "no Python frame"
     if is_idle(frame.f_code.co_filename, frame.f_code.co_name):
@@ -148,7 +151,10 @@ def _in_c_call(frame: FrameType) -> bool:
 
 
 def _task_section() -> list[str]:
+    # The running loop: the signal handler runs on the main thread, inside it if it runs there.
     loop = _watched.loop
+    if loop is None or loop.is_closed():
+        loop = asyncio._get_running_loop()
     tasks = list(asyncio.all_tasks(loop)) if loop is not None and not loop.is_closed() else []
     lines = [TASKS_HEADER, f"{len(tasks):,} pending"] if tasks else [TASKS_HEADER]
     if not tasks:
