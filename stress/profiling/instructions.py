@@ -1,0 +1,222 @@
+"""Instructions per token: a CPU measure a noisy, shared machine cannot disturb.
+
+The child runs under valgrind with cache simulation off (``cachegrind --cache-sim=no``, or
+``callgrind`` when per-function costs are wanted) and ``PYTHONHASHSEED=0``; valgrind counts
+every instruction it executes. Two runs of the same code differ by a few hundred
+instructions in hundreds of millions.
+
+Interpreter start-up, imports and the target's setup cost the same at any size, so the
+child runs at two sizes, ``small`` and ``large`` tokens, and the figure is their difference
+divided by ``large - small``. The default sizes are N and 2N rather than 0 and N: a zero-token
+run is cheaper (N tokens less to simulate) but leaves the first token's one-off costs
+(adaptive specialisation, queue and allocator growth, lazy imports) in the figure: on the
+reference workload 0/3000 gave 43,130 instructions a token, 3000/6000 gave 43,013, a bias
+of 0.27% that the N/2N difference does not have.
+
+The caller says how to start the child for a given token count (:data:`ChildCommand`);
+:func:`valgrind_command` is the one place that wraps such a command line, so an engine that
+spawns and supervises the child itself can call it the way it calls a profiler's ``wrap``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from stress.errors import StressError
+from stress.profiling.base import first_line
+from stress.profiling.callgrind import (
+    CallgrindProfile,
+    function_costs,
+    read_callgrind,
+    read_perf_map,
+)
+
+Tool = Literal["cachegrind", "callgrind"]
+# Builds the child's command line and environment for a run of that many tokens.
+ChildCommand = Callable[[int], tuple[list[str], dict[str, str]]]
+
+RUN_TIMEOUT_S = 600.0
+HASH_SEED = "0"
+INSTALL_HINT = "apt-get install valgrind"
+_SUMMARY = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+
+
+class ValgrindMissing(StressError):
+    """valgrind is not installed: the instruction measure cannot run (no silent fallback)."""
+
+    def __init__(self, what: str = "valgrind is not installed") -> None:
+        super().__init__(f"--measure instructions: {what}; install it (Debian/Ubuntu: "
+                         f"{INSTALL_HINT}) or use --measure wall")
+
+
+class InstructionRunError(StressError):
+    """The child failed under valgrind, so its count would not measure the code."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstructionCount:
+    """One child run's instruction total, as valgrind counted it."""
+
+    instructions: int
+    tokens: int
+    valgrind_version: str  # "valgrind-3.19.0"
+    tool: Tool
+    seconds: float  # wall time of the run under valgrind
+    profile: CallgrindProfile | None = None  # callgrind: the per-function costs
+    perf_map: dict[int, str] | None = None  # callgrind with -X perf: trampoline names
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstructionsPerToken:
+    """Instructions per token with fixed costs taken out: (large - small) / tokens apart."""
+
+    per_token: float
+    small: InstructionCount
+    large: InstructionCount
+    seconds: float  # wall time of the whole measurement (both runs)
+
+    @property
+    def fixed(self) -> float:
+        """Start-up, imports and setup: what a zero-token run would cost, by extrapolation."""
+        return self.small.instructions - self.per_token * self.small.tokens
+
+
+def find_valgrind() -> str | None:
+    return shutil.which("valgrind")
+
+
+def require_valgrind(valgrind: str | None = None) -> str:
+    found = valgrind or find_valgrind()
+    if found is None:
+        raise ValgrindMissing()
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def valgrind_version(valgrind: str) -> str:
+    try:
+        done = subprocess.run([valgrind, "--version"], capture_output=True, text=True,
+                              timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ValgrindMissing(f"{valgrind} --version failed ({exc})") from exc
+    return done.stdout.strip()
+
+
+@functools.lru_cache(maxsize=16)
+def real_interpreter(interpreter: str) -> str:
+    """The interpreter binary itself: valgrind does not follow a pyenv shim or a wrapper
+    script into the Python it starts (``--trace-children`` would count the shell too)."""
+    done = subprocess.run([interpreter, "-c", "import sys; print(sys.executable)"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    resolved = done.stdout.strip()
+    return resolved if done.returncode == 0 and resolved else interpreter
+
+
+def valgrind_command(argv: list[str], env: dict[str, str], *, out_file: Path,
+                     log_file: Path, tool: Tool = "cachegrind", valgrind: str | None = None,
+                     python_names: bool = False) -> tuple[list[str], dict[str, str]]:
+    """``argv`` run under valgrind, counting instructions only, with a fixed hash seed.
+
+    ``python_names`` (callgrind) turns on the interpreter's perf trampoline so the profile
+    can name Python functions; it changes the counts, so compare like with like.
+    """
+    binary = require_valgrind(valgrind)
+    options = ([f"--cachegrind-out-file={out_file}", "--cache-sim=no"] if tool == "cachegrind"
+               else [f"--callgrind-out-file={out_file}", "--compress-strings=no",
+                     "--compress-pos=no"])
+    # valgrind's own messages go to a file: the child's stderr stays the child's.
+    wrapped = [binary, f"--tool={tool}", *options, f"--log-file={log_file}",
+               real_interpreter(argv[0]), *argv[1:]]
+    child_env = {**env, "PYTHONHASHSEED": HASH_SEED}
+    if python_names:
+        child_env["PYTHONPERFSUPPORT"] = "1"
+    return wrapped, child_env
+
+
+def count_instructions(command: ChildCommand, tokens: int, *, tool: Tool = "cachegrind",
+                       valgrind: str | None = None, python_names: bool = False,
+                       timeout_s: float = RUN_TIMEOUT_S, cwd: Path | None = None
+                       ) -> InstructionCount:
+    """Run the child for ``tokens`` under valgrind and read its instruction total."""
+    binary = require_valgrind(valgrind)
+    version = valgrind_version(binary)
+    argv, env = command(tokens)
+    with tempfile.TemporaryDirectory(prefix="stress-instructions-") as work:
+        out_file, log_file = Path(work) / f"{tool}.out", Path(work) / "valgrind.log"
+        wrapped, child_env = valgrind_command(argv, env, out_file=out_file, log_file=log_file,
+                                              tool=tool, valgrind=binary,
+                                              python_names=python_names)
+        started = time.monotonic()
+        try:
+            done = subprocess.run(wrapped, env=child_env, cwd=cwd, capture_output=True,
+                                  text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise InstructionRunError(f"the child did not finish within {timeout_s:g}s under "
+                                      f"valgrind ({tokens} tokens)") from exc
+        seconds = time.monotonic() - started
+        if done.returncode != 0 or not out_file.exists():
+            log = log_file.read_text(encoding="utf-8", errors="replace") \
+                if log_file.exists() else ""
+            detail = done.stderr.strip().splitlines()[-1:] or [first_line(log)]
+            raise InstructionRunError(f"the child exited with {done.returncode} under "
+                                      f"valgrind ({tokens} tokens): {detail[0][:300]}")
+        if tool == "callgrind":
+            profile = read_callgrind(out_file)
+            total = profile.total
+            perf_map = _take_perf_map(profile.pid) if python_names else None
+        else:
+            match = _SUMMARY.search(out_file.read_text(encoding="utf-8", errors="replace"))
+            if match is None:
+                raise InstructionRunError(f"{tool} wrote no instruction total ({out_file.name})")
+            total, profile, perf_map = int(match.group(1)), None, None
+    return InstructionCount(instructions=total, tokens=tokens, valgrind_version=version,
+                            tool=tool, seconds=seconds, profile=profile, perf_map=perf_map)
+
+
+def _take_perf_map(pid: int | None) -> dict[int, str] | None:
+    """Read and remove the child's perf map (CPython writes it to /tmp whatever TMPDIR says)."""
+    if pid is None:
+        return None
+    path = Path("/tmp") / f"perf-{pid}.map"
+    if not path.exists():
+        return None
+    try:
+        return read_perf_map(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def instructions_per_token(command: ChildCommand, tokens: int, *,
+                           sizes: tuple[int, int] | None = None, tool: Tool = "cachegrind",
+                           valgrind: str | None = None, python_names: bool = False,
+                           timeout_s: float = RUN_TIMEOUT_S, cwd: Path | None = None
+                           ) -> InstructionsPerToken:
+    """Instructions per token from runs at two sizes (default ``tokens`` and ``2 * tokens``)."""
+    small_n, large_n = sizes or (tokens, 2 * tokens)
+    if not 0 <= small_n < large_n:
+        raise ValueError(f"sizes must grow: {small_n} then {large_n}")
+    started = time.monotonic()
+    small, large = (count_instructions(command, n, tool=tool, valgrind=valgrind,
+                                       python_names=python_names, timeout_s=timeout_s,
+                                       cwd=cwd) for n in (small_n, large_n))
+    per_token = (large.instructions - small.instructions) / (large_n - small_n)
+    return InstructionsPerToken(per_token=per_token, small=small, large=large,
+                                seconds=time.monotonic() - started)
+
+
+
+def named_function_costs(count: InstructionCount) -> dict[str, int]:
+    """A callgrind run's inclusive instructions per function, Python functions named where
+    the run had ``python_names`` on a 3.12+ interpreter, C functions otherwise."""
+    if count.profile is None:
+        raise ValueError(f"a {count.tool} run has no per-function costs; use callgrind")
+    return function_costs(count.profile, count.perf_map)
