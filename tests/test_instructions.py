@@ -23,6 +23,8 @@ from stress.profiling.callgrind import (
 )
 from stress.profiling.instructions import (
     ChildCommand,
+    InstructionCounter,
+    InstructionRunError,
     InstructionsPerToken,
     ValgrindMissing,
     count_instructions,
@@ -220,3 +222,25 @@ def test_the_regression_table_names_the_function_that_was_slowed() -> None:
     assert "render (stress/profiling/instruction_workload.py)" not in \
         [r.function for r in rows]
     assert callgrind.python_label("py::f:<frozen runpy>") == "f (<frozen runpy>)"
+
+
+@pytest.mark.slow
+@needs_valgrind
+def test_a_caller_that_spawns_the_child_itself_wraps_it_and_reads_the_count() -> None:
+    counter = InstructionCounter()
+    try:
+        argv, env = counter.wrap([sys.executable, "-I", "-S", "-c", "pass"], {})
+        assert subprocess.run(argv, env=env, check=False).returncode == 0
+        count = counter.read(0)
+    finally:
+        counter.close()
+    assert count.instructions > 1_000_000
+    assert (count.tokens, count.tool) == (0, "cachegrind")
+
+
+@pytest.mark.slow
+@needs_valgrind
+def test_a_child_that_fails_under_valgrind_is_an_error_not_a_count() -> None:
+    with pytest.raises(InstructionRunError, match=r"exited with 1 under valgrind.*boom"):
+        count_instructions(lambda n: ([sys.executable, "-I", "-S", "-c",
+                                       "import sys; sys.exit('boom')"], {}), 10)

@@ -142,44 +142,82 @@ def valgrind_command(argv: list[str], env: dict[str, str], *, out_file: Path,
     return wrapped, child_env
 
 
+class InstructionCounter:
+    """One child run under valgrind, for a caller that spawns and supervises the child itself.
+
+    ``wrap`` the child's command line before spawning it (as a profiler's ``wrap``), run it,
+    then ``read`` the count once it has exited zero; ``close`` removes the work folder.
+    """
+
+    def __init__(self, *, tool: Tool = "cachegrind", valgrind: str | None = None,
+                 python_names: bool = False) -> None:
+        self.valgrind = require_valgrind(valgrind)
+        self.version = valgrind_version(self.valgrind)
+        self.tool: Tool = tool
+        self.python_names = python_names
+        self._work = Path(tempfile.mkdtemp(prefix="stress-instructions-"))
+        self.out_file = self._work / f"{tool}.out"
+        self.log_file = self._work / "valgrind.log"
+        self._started = time.monotonic()
+
+    def wrap(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        self._started = time.monotonic()
+        return valgrind_command(argv, env, out_file=self.out_file, log_file=self.log_file,
+                                tool=self.tool, valgrind=self.valgrind,
+                                python_names=self.python_names)
+
+    def valgrind_log(self) -> str:
+        """valgrind's own messages (its errors, when the child did not start)."""
+        if not self.log_file.exists():
+            return ""
+        return self.log_file.read_text(encoding="utf-8", errors="replace")
+
+    def read(self, tokens: int) -> InstructionCount:
+        """The exited child's count; ``tokens`` is what it handled (the engine may know better
+        than the size it asked for)."""
+        seconds = time.monotonic() - self._started
+        if not self.out_file.exists():
+            raise InstructionRunError(f"{self.tool} wrote no counts: "
+                                      f"{first_line(self.valgrind_log())}")
+        if self.tool == "callgrind":
+            profile = read_callgrind(self.out_file)
+            total = profile.total
+            perf_map = _take_perf_map(profile.pid) if self.python_names else None
+        else:
+            match = _SUMMARY.search(self.out_file.read_text(encoding="utf-8",
+                                                            errors="replace"))
+            if match is None:
+                raise InstructionRunError(f"{self.tool} wrote no instruction total")
+            total, profile, perf_map = int(match.group(1)), None, None
+        return InstructionCount(instructions=total, tokens=tokens,
+                                valgrind_version=self.version, tool=self.tool,
+                                seconds=seconds, profile=profile, perf_map=perf_map)
+
+    def close(self) -> None:
+        shutil.rmtree(self._work, ignore_errors=True)
+
+
 def count_instructions(command: ChildCommand, tokens: int, *, tool: Tool = "cachegrind",
                        valgrind: str | None = None, python_names: bool = False,
                        timeout_s: float = RUN_TIMEOUT_S, cwd: Path | None = None
                        ) -> InstructionCount:
     """Run the child for ``tokens`` under valgrind and read its instruction total."""
-    binary = require_valgrind(valgrind)
-    version = valgrind_version(binary)
-    argv, env = command(tokens)
-    with tempfile.TemporaryDirectory(prefix="stress-instructions-") as work:
-        out_file, log_file = Path(work) / f"{tool}.out", Path(work) / "valgrind.log"
-        wrapped, child_env = valgrind_command(argv, env, out_file=out_file, log_file=log_file,
-                                              tool=tool, valgrind=binary,
-                                              python_names=python_names)
-        started = time.monotonic()
+    counter = InstructionCounter(tool=tool, valgrind=valgrind, python_names=python_names)
+    try:
+        wrapped, child_env = counter.wrap(*command(tokens))
         try:
             done = subprocess.run(wrapped, env=child_env, cwd=cwd, capture_output=True,
                                   text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
             raise InstructionRunError(f"the child did not finish within {timeout_s:g}s under "
                                       f"valgrind ({tokens} tokens)") from exc
-        seconds = time.monotonic() - started
-        if done.returncode != 0 or not out_file.exists():
-            log = log_file.read_text(encoding="utf-8", errors="replace") \
-                if log_file.exists() else ""
-            detail = done.stderr.strip().splitlines()[-1:] or [first_line(log)]
+        if done.returncode != 0:
+            detail = done.stderr.strip().splitlines()[-1:] or [first_line(counter.valgrind_log())]
             raise InstructionRunError(f"the child exited with {done.returncode} under "
                                       f"valgrind ({tokens} tokens): {detail[0][:300]}")
-        if tool == "callgrind":
-            profile = read_callgrind(out_file)
-            total = profile.total
-            perf_map = _take_perf_map(profile.pid) if python_names else None
-        else:
-            match = _SUMMARY.search(out_file.read_text(encoding="utf-8", errors="replace"))
-            if match is None:
-                raise InstructionRunError(f"{tool} wrote no instruction total ({out_file.name})")
-            total, profile, perf_map = int(match.group(1)), None, None
-    return InstructionCount(instructions=total, tokens=tokens, valgrind_version=version,
-                            tool=tool, seconds=seconds, profile=profile, perf_map=perf_map)
+        return counter.read(tokens)
+    finally:
+        counter.close()
 
 
 def _take_perf_map(pid: int | None) -> dict[int, str] | None:
