@@ -53,9 +53,9 @@ _SUMMARY = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 class ValgrindMissing(StressError):
     """valgrind is not installed: the instruction measure cannot run (no silent fallback)."""
 
-    def __init__(self, what: str = "valgrind is not installed") -> None:
-        super().__init__(f"--measure instructions: {what}; install it (Debian/Ubuntu: "
-                         f"{INSTALL_HINT}) or use --measure wall")
+    def __init__(self, what: str = "valgrind is not installed (not on PATH)") -> None:
+        super().__init__(f"instruction counts need valgrind: {what}; install it "
+                         f"(Debian/Ubuntu: {INSTALL_HINT}) or measure wall time instead")
 
 
 class InstructionRunError(StressError):
