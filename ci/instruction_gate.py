@@ -1,7 +1,8 @@
 """How often an instruction-count gate cries wolf, and which slowdowns it catches, here.
 
     python ci/instruction_gate.py [--self-runs 20] [--slow-runs 5] [--slowdowns 2,5,10]
-                                  [--max-drop 3] [--tokens 500] [--python PYTHON]
+                                  [--max-drop 3] [--tokens 500] [--repeats 1]
+                                  [--python PYTHON]
 
 The sibling of ci/ab_false_alarm.py for the instruction measure. The workload is
 stress/profiling/instruction_workload.py (producer -> queue -> stage -> queue -> consumer
@@ -71,8 +72,9 @@ def compare(python: str, base_work: int, head_work: int, args: argparse.Namespac
     limit = 1 - args.max_drop / 100
     for i in range(1, runs + 1):
         started = time.monotonic()
-        base = instructions_per_token(workload(python, base_work), args.tokens)
-        head = instructions_per_token(workload(python, head_work), args.tokens)
+        base, head = (instructions_per_token(workload(python, work), args.tokens,
+                                             repeats=args.repeats)
+                      for work in (base_work, head_work))
         ratio = base.per_token / head.per_token
         found.ratios.append(ratio)
         found.seconds += [base.seconds, head.seconds]
@@ -138,6 +140,8 @@ def main() -> int:
                         "token in head, comma-separated")
     parser.add_argument("--max-drop", type=float, default=3.0)
     parser.add_argument("--tokens", type=int, default=500, help="the smaller size")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each size, the median total used")
     parser.add_argument("--work", type=int, default=20, help="render's steps a token in base")
     parser.add_argument("--python", default=sys.executable,
                         help="the interpreter the workload runs on")
@@ -174,7 +178,8 @@ def main() -> int:
     for slowdown, (expected, found) in detected.items():
         print(f"  +{slowdown:<17g} {expected:<19.4f} {spread_text(found.ratios):<19} "
               f"{found.flagged}/{args.slow_runs}")
-    print(f"Wall time per measurement (two valgrind runs): median {median(seconds):.1f}s "
+    print(f"Wall time per measurement ({2 * args.repeats} valgrind runs): "
+          f"median {median(seconds):.1f}s "
           f"({min(seconds):.1f}..{max(seconds):.1f}); a gate comparison is two measurements")
     function_table(perf_python(args.table_python), args,
                    args.work + round(max(slowdowns) / 100 * base.per_token / per_step))

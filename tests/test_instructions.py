@@ -35,7 +35,7 @@ from stress.profiling.instructions import (
 )
 
 WORKLOAD = Path(instructions.__file__).with_name("instruction_workload.py")
-TOKENS = 500  # the measure runs at 500 and 1,000: a few seconds under valgrind
+TOKENS = 1_000  # the measure runs at 1,000 and 2,000: a few seconds under valgrind
 
 # Two trampolines (render called from consume), one C function, a compressed name reused,
 # and a second recursion level that the first level's inclusive cost already holds.
@@ -150,6 +150,40 @@ def test_without_valgrind_on_the_path_the_measure_says_so_in_one_line(
     assert "\n" not in message
     assert "valgrind is not installed" in message
     assert "apt-get install valgrind" in message
+
+
+
+FAKE_VALGRIND = """#!/bin/sh
+# Writes the next total from $COUNTS (one a line) as cachegrind would, for the tokens asked.
+case "$1" in --version) echo valgrind-0.0-fake; exit 0;; esac
+for arg; do case "$arg" in --cachegrind-out-file=*) out="${arg#*=}";; esac; done
+tokens="$(eval echo \\${$#})"
+n=$(cat "$COUNTS.next" 2>/dev/null || echo 1)
+echo $((n + 1)) > "$COUNTS.next"
+extra=$(sed -n "${n}p" "$COUNTS")
+echo "summary: $((1000000 + 50 * tokens + extra))" > "$out"
+"""
+
+
+def test_repeats_outvote_a_run_that_counted_differently(
+        tmp_path: Path) -> None:
+    fake = tmp_path / "valgrind"
+    fake.write_text(FAKE_VALGRIND, encoding="utf-8")
+    fake.chmod(0o755)
+    counts = tmp_path / "counts"
+    # The small size's second run and the large size's first counted 25,000 more.
+    counts.write_text("0\n25000\n0\n25000\n0\n0\n", encoding="utf-8")
+    # valgrind gets the child's environment: the fake reads its script from there.
+    command: ChildCommand = lambda n: ([sys.executable, str(WORKLOAD), str(n)],  # noqa: E731
+                                       {"COUNTS": str(counts)})
+    measured = instructions_per_token(command, 100, valgrind=str(fake), repeats=3, warm=False)
+    assert measured.per_token == 50.0
+    assert measured.repeat_spread == 25_000
+    assert measured.small.valgrind_version == "valgrind-0.0-fake"
+    assert measured.fixed == 1_000_000
+    (tmp_path / "counts.next").write_text("2\n", encoding="utf-8")
+    once = instructions_per_token(command, 100, valgrind=str(fake), warm=False)
+    assert once.per_token == 50 - 25_000 / 100  # one run a size: the odd count goes through
 
 
 # --- under valgrind ------------------------------------------------------------------------
