@@ -36,6 +36,7 @@ from stress.profiling.base import first_line
 from stress.profiling.callgrind import (
     CallgrindProfile,
     function_costs,
+    per_token_costs,
     read_callgrind,
     read_perf_map,
 )
@@ -289,3 +290,17 @@ def named_function_costs(count: InstructionCount) -> dict[str, int]:
     if count.profile is None:
         raise ValueError(f"a {count.tool} run has no per-function costs; use callgrind")
     return function_costs(count.profile, count.perf_map)
+
+
+def function_costs_per_token(command: ChildCommand, tokens: int, *,
+                             sizes: tuple[int, int] | None = None, valgrind: str | None = None,
+                             warm: bool = True, timeout_s: float = RUN_TIMEOUT_S,
+                             cwd: Path | None = None) -> dict[str, float]:
+    """Inclusive instructions per token of each function, start-up and imports taken out:
+    callgrind runs at two sizes with the perf trampoline on (Python 3.12+ names them)."""
+    measured = instructions_per_token(command, tokens, sizes=sizes, tool="callgrind",
+                                      valgrind=valgrind, python_names=True, warm=warm,
+                                      timeout_s=timeout_s, cwd=cwd)
+    return per_token_costs(named_function_costs(measured.small),
+                           named_function_costs(measured.large),
+                           measured.large.tokens - measured.small.tokens)
