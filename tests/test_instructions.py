@@ -23,6 +23,7 @@ from stress.profiling.callgrind import (
 )
 from stress.profiling.instructions import (
     ChildCommand,
+    InstructionCount,
     InstructionCounter,
     InstructionRunError,
     InstructionsPerToken,
@@ -31,6 +32,7 @@ from stress.profiling.instructions import (
     find_valgrind,
     instructions_per_token,
     named_function_costs,
+    naming_note,
     valgrind_command,
 )
 
@@ -102,6 +104,15 @@ def test_trampolines_are_named_through_the_perf_map_and_deeper_levels_not_counte
     assert native["_PyEval_EvalFrameDefault [libpython3.12.so]"] == 350
     assert "0x0000000000001000 [???]" in native
 
+
+def test_a_run_without_python_names_says_its_functions_are_c_functions() -> None:
+    profile = parse_callgrind(CALLGRIND_FILE.splitlines(keepends=True))
+    count = InstructionCount(instructions=profile.total, tokens=0, valgrind_version="v",
+                             tool="callgrind", seconds=0.0, profile=profile)
+    note = naming_note(count)
+    assert note is not None
+    assert "Python 3.12+" in note
+    assert "_PyEval_EvalFrameDefault [libpython3.12.so]" in named_function_costs(count)
 
 def test_per_token_costs_take_the_fixed_part_out() -> None:
     small = {"render": 1_000 + 500 * 30, "import": 9_000}
@@ -246,9 +257,11 @@ def test_the_regression_table_names_the_function_that_was_slowed() -> None:
     interpreter = python_with_perf_support()
     if interpreter is None:
         pytest.skip("no Python 3.12+ for the perf trampoline")
-    costs = [named_function_costs(count_instructions(
-        workload(*options, interpreter=interpreter), 300, tool="callgrind", python_names=True))
-        for options in ((), ("--slow", "checksum=2"))]
+    counts = [count_instructions(workload(*options, interpreter=interpreter), 300,
+                                 tool="callgrind", python_names=True)
+              for options in ((), ("--slow", "checksum=2"))]
+    assert [naming_note(count) for count in counts] == [None, None]
+    costs = [named_function_costs(count) for count in counts]
     base, head = costs
     rows = slower_functions(base, head, top=5)
     assert rows[0].function == "checksum (stress/profiling/instruction_workload.py)"

@@ -292,6 +292,14 @@ def named_function_costs(count: InstructionCount) -> dict[str, int]:
     return function_costs(count.profile, count.perf_map)
 
 
+def naming_note(count: InstructionCount) -> str | None:
+    """Why a callgrind run's functions are C functions, not Python ones; None when named."""
+    if count.perf_map:
+        return None
+    return ("the functions are C functions: Python functions are named through the "
+            "interpreter's perf trampoline, which needs Python 3.12+ and python_names on")
+
+
 def function_costs_per_token(command: ChildCommand, tokens: int, *,
                              sizes: tuple[int, int] | None = None, valgrind: str | None = None,
                              warm: bool = True, timeout_s: float = RUN_TIMEOUT_S,
