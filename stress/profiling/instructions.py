@@ -2,8 +2,10 @@
 
 The child runs under valgrind with cache simulation off (``cachegrind --cache-sim=no``, or
 ``callgrind`` when per-function costs are wanted) and ``PYTHONHASHSEED=0``; valgrind counts
-every instruction it executes. Two runs of the same code differ by a few hundred
-instructions in hundreds of millions.
+every instruction it executes. Two runs of the same code usually give the same total to the
+instruction; now and then one differs by some thousands (see ``repeats``). The totals do
+depend on the child's environment (a longer PATH moved the reference figure by 0.01%), so
+base and head must be started with the same environment and interpreter.
 
 Interpreter start-up, imports and the target's setup cost the same at any size, so the
 child runs at two sizes, ``small`` and ``large`` tokens, and the figure is their difference
@@ -14,8 +16,9 @@ reference workload 0/3000 gave 43,130 instructions a token, 3000/6000 gave 43,01
 of 0.27% that the N/2N difference does not have.
 
 The caller says how to start the child for a given token count (:data:`ChildCommand`);
-:func:`valgrind_command` is the one place that wraps such a command line, so an engine that
-spawns and supervises the child itself can call it the way it calls a profiler's ``wrap``.
+:func:`valgrind_command` is the one place that wraps such a command line. An engine that
+spawns and supervises the child itself uses :class:`InstructionCounter` (``wrap`` before the
+spawn, as a profiler's, ``read`` after a clean exit) and takes the difference itself.
 """
 
 from __future__ import annotations
