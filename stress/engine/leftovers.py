@@ -1,0 +1,229 @@
+"""What a target leaves running: asyncio tasks, threads and child processes, found and judged.
+
+The child takes a :class:`Leftovers` record at each checkpoint (after the measured run, after
+quit under load, after teardown, at exit). Each task is recorded as it was *before* the kit
+cancelled it and is attributed by its coroutine's module: the target's own code, or a library
+named by its top-level package (``sse_starlette``). A scenario's ``ignore_tasks`` patterns
+(``fnmatch`` on the coroutine's ``module.qualname``) accept known library tasks, which are
+noted rather than failed. Child processes are killed with their whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import os
+import signal
+import threading
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psutil
+
+from stress.results import Failure
+
+Checkpoint = Literal["run", "quit", "teardown", "exit"]
+CHECKPOINTS: tuple[Checkpoint, ...] = ("run", "quit", "teardown", "exit")
+_AFTER = {"run": "after the measured run", "quit": "after quit under load",
+          "teardown": "after teardown", "exit": "at exit"}
+THREAD_JOIN_S = 0.5  # how long non-daemon threads get to end before they count as left
+MAX_SHOWN = 3  # tasks/threads/processes named in a failure message
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeftTask:
+    repr: str  # as it was before the kit cancelled it
+    name: str  # the coroutine's module.qualname, what ignore_tasks patterns match
+    origin: str  # "the target" or the library's top-level package
+    ignored: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leftovers:
+    """What was still alive at one checkpoint."""
+
+    checkpoint: Checkpoint
+    tasks: tuple[LeftTask, ...] = ()
+    threads: tuple[str, ...] = ()  # names of non-daemon threads still running
+    processes: tuple[str, ...] = ()  # "pid 123 (sleep 60)", killed with their group
+
+    @property
+    def empty(self) -> bool:
+        return not (self.tasks or self.threads or self.processes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint,
+                "tasks": [{"repr": t.repr, "name": t.name, "origin": t.origin,
+                           "ignored": t.ignored} for t in self.tasks],
+                "threads": list(self.threads), "processes": list(self.processes)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Leftovers:
+        from stress.engine.protocol import ProtocolError  # protocol imports this module
+
+        where = "figures.leftovers"
+        if not isinstance(data, dict):
+            raise ProtocolError(f"{where}: expected an object, got {type(data).__name__}")
+        checkpoint = data.get("checkpoint")
+        if checkpoint not in CHECKPOINTS:
+            raise ProtocolError(f"{where}: 'checkpoint' is {checkpoint!r}")
+        tasks = []
+        for task in _list_of(data, "tasks", dict, where):
+            fields = {key: task.get(key) for key in ("repr", "name", "origin")}
+            if not all(isinstance(v, str) for v in fields.values()) \
+                    or not isinstance(task.get("ignored"), bool):
+                raise ProtocolError(f"{where}: a task is malformed: {task!r}")
+            tasks.append(LeftTask(**fields, ignored=task["ignored"]))
+        return cls(checkpoint=checkpoint, tasks=tuple(tasks),
+                   threads=tuple(_list_of(data, "threads", str, where)),
+                   processes=tuple(_list_of(data, "processes", str, where)))
+
+
+def _list_of(data: dict[str, Any], key: str, kind: type, where: str) -> list[Any]:
+    from stress.engine.protocol import ProtocolError
+
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+        raise ProtocolError(f"{where}: {key!r} must be a list of {kind.__name__}")
+    return value
+
+
+# Taking a checkpoint (in the child).
+
+def coroutine_name(task: asyncio.Task[Any]) -> str:
+    """``module.qualname`` of the task's coroutine (its first frame's module)."""
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+    module = frame.f_globals.get("__name__", "?") if frame is not None else "?"
+    qualname = getattr(coro, "__qualname__", type(coro).__name__)
+    return f"{module}.{qualname}"
+
+
+def attribute(name: str, target_module: str) -> str:
+    """Who started a task: the target's package, or a library named by its top package."""
+    top = name.split(".", 1)[0]
+    return "the target" if top == target_module.split(".", 1)[0] else top
+
+
+def take_tasks(*, exclude: Collection[asyncio.Task[Any]], target_module: str,
+               ignore: Iterable[str]) -> tuple[LeftTask, ...]:
+    """Every pending task but ``exclude``, recorded, then cancelled (in that order: a repr
+    taken after cancel() says "cancelling" and hides what the task was doing)."""
+    patterns = tuple(ignore)
+    current = asyncio.current_task()
+    pending = sorted((t for t in asyncio.all_tasks()
+                      if t is not current and t not in exclude and not t.done()),
+                     key=lambda t: t.get_name())
+    records = []
+    for task in pending:
+        name = coroutine_name(task)
+        ignored = any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        records.append(LeftTask(repr=repr(task), name=name,
+                                origin=attribute(name, target_module), ignored=ignored))
+    for task in pending:
+        task.cancel()
+    return tuple(records)
+
+
+def live_threads(known: Collection[int], join_s: float = THREAD_JOIN_S) -> tuple[str, ...]:
+    """Non-daemon threads other than ``known`` (idents) still running after ``join_s``."""
+    deadline = time.monotonic() + join_s
+    left = []
+    for thread in threading.enumerate():
+        if thread.daemon or thread.ident in known or thread is threading.current_thread():
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(thread.name)
+    return tuple(left)
+
+
+def kill_child_processes(known: Collection[int]) -> tuple[str, ...]:
+    """Kill every child process but ``known`` (pids), each with its process group."""
+    me = psutil.Process()
+    own_group = os.getpgid(0)
+    found = []
+    try:
+        children = me.children(recursive=True)
+    except psutil.Error:
+        return ()
+    for child in children:
+        if child.pid in known:
+            continue
+        try:
+            found.append(f"pid {child.pid} ({' '.join(child.cmdline())[:80] or child.name()})")
+            group = os.getpgid(child.pid)
+        except (psutil.Error, ProcessLookupError):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+            if group != own_group:
+                os.killpg(group, signal.SIGKILL)  # its group: forks of its own go too
+            else:
+                child.kill()
+    return tuple(found)
+
+
+def child_pids() -> frozenset[int]:
+    try:
+        return frozenset(p.pid for p in psutil.Process().children(recursive=True))
+    except psutil.Error:
+        return frozenset()
+
+
+# Judging (in the parent).
+
+def judge_leftovers(records: Iterable[Leftovers]) -> tuple[list[Failure], list[str]]:
+    """The failures (tasks of the target or of a library not ignored, threads, processes) and
+    the notes (tasks accepted by ``ignore_tasks``) of every checkpoint."""
+    failures: list[Failure] = []
+    notes: list[str] = []
+    for record in records:
+        after = _AFTER[record.checkpoint]
+        tasks = [t for t in record.tasks if not t.ignored]
+        ignored = [t for t in record.tasks if t.ignored]
+        if ignored:
+            names = sorted({t.name for t in ignored})
+            notes.append(f"Ignored {len(ignored)} task(s) left {after} (ignore_tasks): "
+                         + ", ".join(names[:MAX_SHOWN]))
+        if tasks:
+            failures.append(_task_failure(record.checkpoint, tasks))
+        if record.threads or record.processes:
+            failures.append(_exit_failure(record))
+    return failures, notes
+
+
+def _task_failure(checkpoint: Checkpoint, tasks: list[LeftTask]) -> Failure:
+    origins = sorted({t.origin for t in tasks}, key=lambda o: (o != "the target", o))
+    libraries = [o for o in origins if o != "the target"]
+    hint = (f"if a library's task outlives every run by design, accept it with ignore_tasks: "
+            f"[\"{libraries[0]}.*\"]",) if libraries else ()
+    headline = "FAILURE: Quit left tasks running" if checkpoint == "quit" \
+        else f"FAILURE: Tasks left running {_AFTER[checkpoint]}"
+    return Failure(
+        kind="leftover",
+        message=f"Tasks left pending {_AFTER[checkpoint]}: {len(tasks)}, started by "
+                f"{' and '.join(origins)} ({'; '.join(t.repr for t in tasks[:MAX_SHOWN])})",
+        headline=headline,
+        diagnosis=("A task created outside a TaskGroup or without an owner that cancels it",
+                   *hint),
+    )
+
+
+def _exit_failure(record: Leftovers) -> Failure:
+    parts = []
+    if record.threads:
+        parts.append(f"threads {', '.join(record.threads[:MAX_SHOWN])} still running")
+    if record.processes:
+        parts.append(f"processes {', '.join(record.processes[:MAX_SHOWN])} still running "
+                     "(killed with their process group)")
+    where = "" if record.checkpoint == "exit" else f" {_AFTER[record.checkpoint]}"
+    return Failure(
+        kind="exit",
+        message=f"Target did not exit{where}: {'; '.join(parts)}",
+        headline="FAILURE: Target did not exit",
+        diagnosis=("A non-daemon thread nobody stops or joins (a pool or client never closed)",
+                   "A subprocess started without waiting for it or terminating it"),
+    )
