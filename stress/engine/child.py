@@ -89,12 +89,12 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
     log.debug("measured run done: %s", run)
     # --- lifecycle: each later phase adds to the measured figures, written as they stand so
     # that a hang in quit or teardown leaves them for the parent.
-    figures = ChildFigures(run=run, leftovers=(baseline.take("run"),))
+    figures = ChildFigures(run=run, leftovers=(await baseline.take("run"),))
     _write_atomically(spec.result_path, figures)
     if spec.measure_quit:
         quit_ = await quit_under_load(scenario, target, sampler)
         figures = replace(figures, quit=quit_,
-                          leftovers=(*figures.leftovers, baseline.take("quit")))
+                          leftovers=(*figures.leftovers, await baseline.take("quit")))
         _write_atomically(spec.result_path, figures)
     sampler.set_phase("teardown", Stats())
     try:
@@ -102,7 +102,7 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
     except Exception as exc:
         figures = replace(figures, teardown_error=describe_error(exc))
     everything = dataclasses.replace(baseline, tasks=frozenset(), pids=frozenset())
-    return replace(figures, leftovers=(*figures.leftovers, everything.take("teardown")))
+    return replace(figures, leftovers=(*figures.leftovers, await everything.take("teardown")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,10 +114,10 @@ class _Baseline:
     module: str  # the target's module: its tasks are "the target's"
     ignore: tuple[str, ...]
 
-    def take(self, checkpoint: Checkpoint) -> Leftovers:
-        return Leftovers(checkpoint=checkpoint,
-                         tasks=take_tasks(exclude=self.tasks, target_module=self.module,
-                                          ignore=self.ignore),
+    async def take(self, checkpoint: Checkpoint) -> Leftovers:
+        tasks = await take_tasks(exclude=self.tasks, target_module=self.module,
+                                 ignore=self.ignore)
+        return Leftovers(checkpoint=checkpoint, tasks=tasks,
                          processes=kill_child_processes(self.pids))
 
 

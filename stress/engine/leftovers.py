@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +32,7 @@ _AFTER = {"run": "after the measured run", "quit": "after quit under load",
           "teardown": "after teardown", "exit": "at exit"}
 THREAD_JOIN_S = 0.5  # how long non-daemon threads get to end before they count as left
 MAX_SHOWN = 3  # tasks/threads/processes named in a failure message
+CANCEL_WAIT_S = 0.5  # for cancelled leftover tasks to unwind
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,23 +110,29 @@ def attribute(name: str, target_module: str) -> str:
     return "the target" if top == target_module.split(".", 1)[0] else top
 
 
-def take_tasks(*, exclude: Collection[asyncio.Task[Any]], target_module: str,
-               ignore: Iterable[str]) -> tuple[LeftTask, ...]:
-    """Every pending task but ``exclude``, recorded, then cancelled (in that order: a repr
-    taken after cancel() says "cancelling" and hides what the task was doing)."""
+async def take_tasks(*, exclude: Collection[asyncio.Task[Any]], target_module: str,
+                     ignore: Iterable[str]) -> tuple[LeftTask, ...]:
+    """Every pending task but ``exclude``, recorded, then cancelled unless ignored (in that
+    order: a repr taken after cancel() says "cancelling" and hides what the task was doing).
+    An ignored library task is left alone: the library may rely on it in the next run."""
     patterns = tuple(ignore)
     current = asyncio.current_task()
     pending = sorted((t for t in asyncio.all_tasks()
                       if t is not current and t not in exclude and not t.done()),
                      key=lambda t: t.get_name())
     records = []
+    cancelled = []
     for task in pending:
         name = coroutine_name(task)
         ignored = any(fnmatch.fnmatchcase(name, p) for p in patterns)
         records.append(LeftTask(repr=repr(task), name=name,
                                 origin=attribute(name, target_module), ignored=ignored))
-    for task in pending:
+        if not ignored:
+            cancelled.append(task)
+    for task in cancelled:
         task.cancel()
+    if cancelled:  # let them unwind, so the next checkpoint does not see them again
+        await asyncio.wait(cancelled, timeout=CANCEL_WAIT_S)
     return tuple(records)
 
 
@@ -180,18 +188,19 @@ def judge_leftovers(records: Iterable[Leftovers]) -> tuple[list[Failure], list[s
     the notes (tasks accepted by ``ignore_tasks``) of every checkpoint."""
     failures: list[Failure] = []
     notes: list[str] = []
+    noted: set[str] = set()  # an ignored task is left alone, so later checkpoints see it too
     for record in records:
         after = _AFTER[record.checkpoint]
         tasks = [t for t in record.tasks if not t.ignored]
-        ignored = [t for t in record.tasks if t.ignored]
+        ignored = [t for t in record.tasks if t.ignored and t.repr not in noted]
+        noted.update(t.repr for t in ignored)
         if ignored:
             names = sorted({t.name for t in ignored})
             notes.append(f"Ignored {len(ignored)} task(s) left {after} (ignore_tasks): "
                          + ", ".join(names[:MAX_SHOWN]))
         if tasks:
             failures.append(_task_failure(record.checkpoint, tasks))
-        if record.threads or record.processes:
-            failures.append(_exit_failure(record))
+        failures.extend(_exit_failures(record))
     return failures, notes
 
 
@@ -212,18 +221,27 @@ def _task_failure(checkpoint: Checkpoint, tasks: list[LeftTask]) -> Failure:
     )
 
 
-def _exit_failure(record: Leftovers) -> Failure:
-    parts = []
-    if record.threads:
-        parts.append(f"threads {', '.join(record.threads[:MAX_SHOWN])} still running")
-    if record.processes:
-        parts.append(f"processes {', '.join(record.processes[:MAX_SHOWN])} still running "
-                     "(killed with their process group)")
+def _exit_failures(record: Leftovers) -> list[Failure]:
+    failures = []
     where = "" if record.checkpoint == "exit" else f" {_AFTER[record.checkpoint]}"
-    return Failure(
-        kind="exit",
-        message=f"Target did not exit{where}: {'; '.join(parts)}",
-        headline="FAILURE: Target did not exit",
-        diagnosis=("A non-daemon thread nobody stops or joins (a pool or client never closed)",
-                   "A subprocess started without waiting for it or terminating it"),
-    )
+    if record.threads:
+        counts = Counter(record.threads)
+        names = [n if c == 1 else f"{n} (x{c})" for n, c in counts.items()]
+        failures.append(Failure(
+            kind="exit",
+            message=f"Target did not exit{where}: threads {', '.join(names[:MAX_SHOWN])} "
+                    "still running",
+            headline="FAILURE: Target did not exit",
+            diagnosis=("A non-daemon thread nobody stops or joins (a pool, a client or a "
+                       "worker never closed)",),
+        ))
+    if record.processes:
+        failures.append(Failure(
+            kind="exit",
+            message=f"Processes left running {_AFTER[record.checkpoint]}: "
+                    f"{', '.join(record.processes[:MAX_SHOWN])} (killed with their process "
+                    "group)",
+            headline="FAILURE: Target left processes running",
+            diagnosis=("A subprocess started without waiting for it or terminating it",),
+        ))
+    return failures

@@ -174,8 +174,10 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
 
 def _metrics(run: ChildRun) -> Metrics:
     figures = run.figures
+    # Only a sample of the measured run stands for it (not one of setup or quit under load).
+    last_run = next((s for s in reversed(run.samples) if s.phase == "run"), None)
     return judge.metrics_from(figures.run if figures else None, figures.quit if figures else None,
-                              run.last_sample, run.elapsed_s)
+                              last_run, run.elapsed_s)
 
 
 def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,
