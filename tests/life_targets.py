@@ -47,7 +47,6 @@ class ServerLike:
 
     def __init__(self) -> None:
         self.serving: asyncio.Task[None] | None = None
-        self.torn_down = False
 
     async def setup(self, params: Params) -> None:
         await asyncio.sleep(SETUP_S)
@@ -60,7 +59,7 @@ class ServerLike:
         assert self.serving is not None
         self.serving.cancel()
         await asyncio.gather(self.serving, return_exceptions=True)
-        self.torn_down = True
+        print("server stopped", file=sys.stderr)
 
     async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
         if self.serving is None or self.serving.done():
