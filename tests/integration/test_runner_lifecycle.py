@@ -82,7 +82,8 @@ def kinds(result: dict[str, Any]) -> list[str]:
 
 
 def only(result: dict[str, Any], kind: str) -> dict[str, Any]:
-    (failure,) = [f for f in result["failures"] if f["kind"] == kind]
+    matching: list[dict[str, Any]] = [f for f in result["failures"] if f["kind"] == kind]
+    (failure,) = matching
     return failure
 
 
