@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -151,15 +152,16 @@ def contract_failures(scenario: Scenario, metrics: Metrics) -> list[Failure]:
             diagnosis=("The target must wait token_delay_us between the tokens of a "
                        "conversation and consumer_delay_us per token it renders",),
         ))
-    injected = round(min(max(scenario.error_rate, 0.0), 1.0) * conversations)
+    # As many as the reference fails (stress.pipeline.conductor.failure_plan): half rounds up.
+    injected = math.floor(min(max(scenario.error_rate, 0.0), 1.0) * conversations + 0.5)
     if injected >= 1 and metrics.errors == 0:
         failures.append(Failure(
             kind="pacing",
             message=f"No conversation failed, though error_rate {scenario.error_rate:g} asks "
                     f"for {injected} of {conversations} to fail",
             headline="FAILURE: Target ignores the scenario's error injection",
-            diagnosis=("The target must fail round(error_rate × conversations) conversations "
-                       "mid-stream and count each in stats.errors",),
+            diagnosis=("The target must fail error_rate × conversations conversations (half "
+                       "rounds up) mid-stream and count each in stats.errors",),
         ))
     return failures
 
