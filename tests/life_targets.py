@@ -67,6 +67,14 @@ class ServerLike:
         await stream(params, stats, quit)
 
 
+class ServerLeaksTask(ServerLike):
+    """A server target whose run() leaves a task of its own behind, past teardown."""
+
+    async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
+        asyncio.get_running_loop().create_task(LeakyTask()._heartbeat(), name="heartbeat")
+        await super().run(params, stats, quit)
+
+
 class ContextServer:
     """The same server, as an async context manager."""
 

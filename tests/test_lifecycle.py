@@ -59,6 +59,7 @@ def test_quit_defaults_to_the_seed_bound_only_when_measured() -> None:
 
 def test_leftovers_cross_the_child_boundary() -> None:
     record = Leftovers(checkpoint="run", threads=("worker",), processes=("pid 1 (x)",),
+                       judged=False,
                        tasks=(LeftTask(repr="<Task pending>", name="lib.watch", origin="lib",
                                        ignored=True),))
     figures = ChildFigures(run=RunFigures(duration_s=1.0, messages_sent=1, tokens_received=1,
@@ -84,6 +85,27 @@ def test_an_ignored_task_is_noted_once_and_a_target_task_fails() -> None:
                               "target (<Task m>)"
     assert attribute("sse_starlette.sse._shutdown_watcher", "app.target") == "sse_starlette"
     assert attribute("app.chat.Chat._beat", "app.target") == "the target"
+
+
+def test_a_target_with_a_teardown_is_judged_after_it() -> None:
+    handler = LeftTask(repr="<Task pending name='Task-12' coro=<run_asgi()>>",
+                       name="uvicorn.protocols.http.h11_impl.RequestResponseCycle.run_asgi",
+                       origin="uvicorn")
+    watcher = LeftTask(repr="<Task pending name='Task-8' coro=<_shutdown_watcher()>>",
+                       name="sse_starlette.sse._shutdown_watcher", origin="sse_starlette",
+                       ignored=True)
+    later = dataclasses.replace(watcher, repr=watcher.repr.replace(">>", " running>>"))
+    failures, notes = judge_leftovers([
+        Leftovers(checkpoint="quit", tasks=(handler, watcher), judged=False),
+        Leftovers(checkpoint="teardown", tasks=(later,))])
+    assert failures == []
+    assert notes == [
+        "Ignored 1 task(s) left after quit under load (ignore_tasks): "
+        "sse_starlette.sse._shutdown_watcher",
+        "1 task(s) still running after quit under load, left to the target's teardown: "
+        "uvicorn.protocols.http.h11_impl.RequestResponseCycle.run_asgi"]
+    (failure,) = judge_leftovers([Leftovers(checkpoint="teardown", tasks=(handler,))])[0]
+    assert failure.headline == "FAILURE: Tasks left running after teardown"
 
 
 def test_a_task_is_recorded_before_it_is_cancelled() -> None:

@@ -68,7 +68,8 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
         raise SetupFailed(describe_error(exc)) from exc
     # What lives now is the kit's or the target's set-up state (a server): not a leftover.
     baseline = _Baseline(tasks=frozenset(asyncio.all_tasks()), pids=child_pids(),
-                         module=spec.target.partition(":")[0], ignore=scenario.ignore_tasks)
+                         module=spec.target.partition(":")[0], ignore=scenario.ignore_tasks,
+                         judged=not life.owns_state)
     # --- end lifecycle
     gc.collect()
     rss_start = rss_mb(process)
@@ -101,7 +102,7 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
         await life.teardown()
     except Exception as exc:
         figures = replace(figures, teardown_error=describe_error(exc))
-    everything = dataclasses.replace(baseline, tasks=frozenset(), pids=frozenset())
+    everything = dataclasses.replace(baseline, tasks=frozenset(), pids=frozenset(), judged=True)
     return replace(figures, leftovers=(*figures.leftovers, await everything.take("teardown")))
 
 
@@ -113,12 +114,14 @@ class _Baseline:
     pids: frozenset[int]
     module: str  # the target's module: its tasks are "the target's"
     ignore: tuple[str, ...]
+    judged: bool  # False: observe only, the target's teardown is still to come
 
     async def take(self, checkpoint: Checkpoint) -> Leftovers:
         tasks = await take_tasks(exclude=self.tasks, target_module=self.module,
-                                 ignore=self.ignore)
-        return Leftovers(checkpoint=checkpoint, tasks=tasks,
-                         processes=kill_child_processes(self.pids))
+                                 ignore=self.ignore, cancel=self.judged)
+        processes = kill_child_processes(self.pids) if self.judged else ()
+        return Leftovers(checkpoint=checkpoint, tasks=tasks, processes=processes,
+                         judged=self.judged)
 
 
 async def _teardown_quietly(life: Lifecycle, sampler: Sampler) -> None:

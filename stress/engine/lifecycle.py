@@ -50,6 +50,11 @@ class Lifecycle:
         self._context = hasattr(target, "__aenter__") and hasattr(target, "__aexit__")
         self.runnable: Target = target
 
+    @property
+    def owns_state(self) -> bool:
+        """A target with a teardown owns what it runs (a server) until its teardown."""
+        return self._context or callable(getattr(self._target, "teardown", None))
+
     async def setup(self, params: Scenario) -> Target:
         """Set the target up; returns the object whose ``run`` is measured (what
         ``__aenter__`` returned, when that has a ``run``)."""

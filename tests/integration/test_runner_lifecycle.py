@@ -211,6 +211,24 @@ def test_a_leftover_task_of_the_target_fails_with_its_repr_before_cancel(
         assert "cancelling" not in failure["message"]
 
 
+def test_a_target_with_a_teardown_has_its_leftovers_judged_after_it(
+        tmp_path: Path, scenarios: Path) -> None:
+    out = tmp_path / "out"
+    code, output = run(out, "ServerLeaksTask", "plain", scenarios=scenarios)
+    assert code == ExitCode.THRESHOLD_FAILED, output
+    result = results_of(out)["plain"]
+    # The server task started in setup is no leftover; the heartbeats of both runs are.
+    failure = only(result, "leftover")
+    assert failure["headline"] == "FAILURE: Tasks left running after teardown"
+    assert failure["message"].startswith("Tasks left pending after teardown: 2, started by the "
+                                         "target (<Task pending name='heartbeat'")
+    assert "cancelling" not in failure["message"]
+    assert "server" not in failure["message"]
+    assert any(note.startswith("1 task(s) still running after the measured run, left to the "
+                               "target's teardown: tests.life_targets.LeakyTask._heartbeat")
+               for note in result["notes"]), result["notes"]
+
+
 def test_a_library_task_is_named_and_accepted_by_ignore_tasks(tmp_path: Path,
                                                               scenarios: Path) -> None:
     out = tmp_path / "out"
