@@ -139,6 +139,16 @@ class QuitHangs:
             await asyncio.Event().wait()
 
 
+class QuitRaises(QuitHangs):
+    """The second run (quit under load) raises once quit is set."""
+
+    async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
+        self.runs += 1
+        await stream(params, stats, quit)
+        if self.runs > 1:
+            raise RuntimeError("the stream's close handshake failed")
+
+
 class LeakyTask:
     """Starts a task of its own in run() and never stops it."""
 

@@ -175,7 +175,12 @@ def _run_loop(spec: ChildSpec, target: Target, sampler: Sampler,
         return runner.run(_measure(spec, target, sampler, process))
 
 
+# The figures last written: an error after the measured run is added to them (lifecycle).
+_written: list[ChildFigures] = []
+
+
 def _write_atomically(path: Path, figures: ChildFigures) -> None:
+    _written[:] = [figures]
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(figures.to_json(), encoding="utf-8")
     os.replace(tmp, path)
@@ -207,7 +212,9 @@ def main(argv: list[str]) -> int:
         return EXIT_TARGET_RAISED
     except Exception as exc:
         traceback.print_exc()
-        _write_atomically(spec.result_path, ChildFigures(error=f"{type(exc).__name__}: {exc}"))
+        error = f"{type(exc).__name__}: {exc}"
+        so_far = _written[0] if _written else ChildFigures()
+        _write_atomically(spec.result_path, replace(so_far, error=error))
         return EXIT_TARGET_RAISED
     finally:
         sampler.set_phase("done", sampler.stats)

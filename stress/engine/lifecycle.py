@@ -184,7 +184,8 @@ def judge_phases(scenario: Scenario, run: ChildRun, metrics: Metrics) -> PhaseVe
     """The verdict on one child: its measured run, then what came after it, added."""
     figures = run.figures
     measured_run = figures is not None and figures.run is not None
-    if run.status == "crashed":
+    after_run = measured_run and run.phase in AFTER_RUN_PHASES
+    if run.status == "crashed" and not after_run:
         setup_error = figures.setup_error if figures is not None else None
         error = figures.error if figures is not None else None
         failure = setup_failure(setup_error) if setup_error \
@@ -194,7 +195,7 @@ def judge_phases(scenario: Scenario, run: ChildRun, metrics: Metrics) -> PhaseVe
     if run.status == "interrupted":
         return PhaseVerdict(status="interrupted", scenario=scenario, measured=False,
                             failures=[judge.interrupted_failure(run.elapsed_s)])
-    if run.status == "timeout" and not (measured_run and run.phase in AFTER_RUN_PHASES):
+    if run.status == "timeout" and not after_run:
         return PhaseVerdict(status="timeout", scenario=scenario, measured=False,
                             failures=[phase_timeout(scenario, run.elapsed_s, run.phase)])
     assert figures is not None
@@ -212,8 +213,12 @@ def judge_phases(scenario: Scenario, run: ChildRun, metrics: Metrics) -> PhaseVe
     if figures.teardown_error:
         failures.append(teardown_failure(figures.teardown_error))
     status: Status = "failed" if failures else "passed"
-    if run.status == "timeout":  # after the measured run: its figures stay, the hang is added
+    # After the measured run: its figures and verdicts stay, the hang or crash is added.
+    if run.status == "timeout":
         failures.append(phase_timeout(scenario, run.elapsed_s, run.phase))
         status = "timeout"
+    elif run.status == "crashed":
+        failures.append(judge.crash_failure(run.returncode or 0, figures.error))
+        status = "crashed"
     return PhaseVerdict(status=status, scenario=judged, measured=True, failures=failures,
                         notes=notes)

@@ -194,6 +194,20 @@ def test_a_hanging_quit_keeps_the_measured_figures(tmp_path: Path, scenarios: Pa
         "Quit was requested under load but run() had not returned after 2.")
 
 
+def test_a_quit_that_raises_keeps_the_measured_figures(tmp_path: Path,
+                                                       scenarios: Path) -> None:
+    out = tmp_path / "out"
+    code, output = run(out, "QuitRaises", "plain", scenarios=scenarios)
+    assert code == ExitCode.CRASHED_OR_HUNG, output
+    result = results_of(out)["plain"]
+    assert result["status"] == "crashed"
+    assert (result["metrics"]["tokens_received"], result["metrics"]["streams_completed"]) == \
+        (20000, 1)
+    assert kinds(result) == ["crash"]
+    assert "raised RuntimeError: the stream's close handshake failed" in \
+        only(result, "crash")["message"]
+
+
 def test_a_leftover_task_of_the_target_fails_with_its_repr_before_cancel(
         tmp_path: Path, scenarios: Path) -> None:
     out = tmp_path / "out"
