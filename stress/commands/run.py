@@ -52,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     for phase, default in (("setup", 30.0), ("quit", 10.0), ("teardown", 10.0)):
         parser.add_argument(f"--{phase}-budget", type=float, default=default, metavar="SECONDS",
                             help=f"how long the target's {phase} may take (default: {default:g})")
+    parser.add_argument("--ignore-task", action="append", default=[], metavar="PATTERN",
+                        help="accept leftover tasks whose coroutine's module.qualname matches "
+                             "(fnmatch, e.g. 'sse_starlette.*'), in every scenario; repeatable")
     add_verbose_flag(parser)
     container_session.add_options(parser)
 
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         cpu_profiler="perf" if args.cpu_profiler == "perf" else "py-spy",
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
         setup_budget_s=args.setup_budget, quit_budget_s=args.quit_budget,
-        teardown_budget_s=args.teardown_budget,
+        teardown_budget_s=args.teardown_budget, ignore_tasks=tuple(args.ignore_task),
     )
     results: list[Result] = []
 

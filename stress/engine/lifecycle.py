@@ -128,6 +128,13 @@ def phase_timeout(scenario: Scenario, took_s: float, phase: str) -> Failure:
     return judge.timeout_failure(scenario, took_s, phase)
 
 
+def with_ignored_tasks(scenario: Scenario, patterns: tuple[str, ...]) -> Scenario:
+    """The scenario with the run's ``ignore_tasks`` patterns added to its own."""
+    extra = tuple(p for p in patterns if p not in scenario.ignore_tasks)
+    return dataclasses.replace(scenario, ignore_tasks=scenario.ignore_tasks + extra) \
+        if extra else scenario
+
+
 def judged_scenario(scenario: Scenario, metrics: Metrics) -> Scenario:
     """The scenario with the default quit limit when it sets none and quit was measured
     (a quit not measured is judged only where the scenario asked for it)."""

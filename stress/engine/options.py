@@ -41,6 +41,7 @@ class RunOptions:
     quit_budget_s: float = 10.0  # how long run() may take to return after quit is set
     setup_budget_s: float = 30.0  # the target's setup() and warm-up
     teardown_budget_s: float = 10.0  # the target's teardown()
+    ignore_tasks: tuple[str, ...] = ()  # added to every scenario's ignore_tasks
     stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
 
     def deadlines(self, run_s: float) -> Deadlines:

@@ -129,6 +129,7 @@ class _Context:
 
 def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop: StopRequest,
                  progress: ProgressLine | None = None) -> Result:
+    scenario = lifecycle.with_ignored_tasks(scenario, options.ignore_tasks)
     log_name = f"stress-test-{scenario.name}.log"
     with (options.out_dir / log_name).open("w", encoding="utf-8") as log_file:
         log_file.write(f"# scenario {scenario.name} ({scenario.title}), target {options.target}, "

@@ -258,6 +258,13 @@ def test_a_library_task_is_named_and_accepted_by_ignore_tasks(tmp_path: Path,
     assert "Ignored 1 task(s) left after the measured run (ignore_tasks): " \
            "fake_sse._shutdown_watcher" in library["notes"]
 
+    # The same patterns for every scenario of a run, from the command line.
+    out = tmp_path / "flag"
+    code, output = run(out, "LibraryTask", "plain", scenarios=scenarios,
+                       extra=("--ignore-task", "fake_sse.*"))
+    assert code == ExitCode.PASSED, output
+    assert results_of(out)["plain"]["scenario"]["ignore_tasks"] == ["fake_sse.*"]
+
 
 def test_a_lingering_thread_is_did_not_exit_not_a_deadlock(tmp_path: Path,
                                                           scenarios: Path) -> None:
