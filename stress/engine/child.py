@@ -93,7 +93,11 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
     figures = ChildFigures(run=run, leftovers=(await baseline.take("run"),))
     _write_atomically(spec.result_path, figures)
     if spec.measure_quit:
-        quit_ = await quit_under_load(scenario, target, sampler)
+        try:
+            quit_ = await quit_under_load(scenario, target, sampler)
+        except Exception:
+            await _teardown_quietly(life, sampler)
+            raise
         figures = replace(figures, quit=quit_,
                           leftovers=(*figures.leftovers, await baseline.take("quit")))
         _write_atomically(spec.result_path, figures)
@@ -125,7 +129,7 @@ class _Baseline:
 
 
 async def _teardown_quietly(life: Lifecycle, sampler: Sampler) -> None:
-    """Teardown after the run raised: the run's error is the one reported."""
+    """Teardown after a run raised: the run's error is the one reported."""
     sampler.set_phase("teardown", Stats())
     try:
         await life.teardown()
