@@ -61,9 +61,9 @@ def scenarios(tmp_path: Path) -> Path:
 
 
 def run(out: Path, target: str, *names: str, scenarios: Path | None = None,
-        extra: tuple[str, ...] = ()) -> tuple[int, str]:
+        extra: tuple[str, ...] = (), module: str = TARGETS) -> tuple[int, str]:
     flags: list[str | Path] = ["--scenarios", scenarios] if scenarios is not None else []
-    done = run_stress("run", *names, *flags, "--target", f"{TARGETS}:{target}", "--out", out,
+    done = run_stress("run", *names, *flags, "--target", f"{module}:{target}", "--out", out,
                       "--no-evidence", *BUDGETS, *extra, timeout=120)
     return done.returncode, done.stdout + done.stderr
 
