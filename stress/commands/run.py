@@ -59,6 +59,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="results.json or log whose throughputs report.html shows beside")
     parser.add_argument("--sample-interval", type=float, default=0.1, metavar="SECONDS",
                         help="how often RSS and counts are sampled (default: 0.1)")
+    # The phases around the measured run (stress.engine.lifecycle), each with its deadline.
+    for phase, default in (("setup", 30.0), ("quit", 10.0), ("teardown", 10.0)):
+        parser.add_argument(f"--{phase}-budget", type=float, default=default, metavar="SECONDS",
+                            help=f"how long the target's {phase} may take (default: {default:g})")
+    parser.add_argument("--ignore-task", action="append", default=[], metavar="PATTERN",
+                        help="accept leftover tasks whose coroutine's module.qualname matches "
+                             "(fnmatch, e.g. 'sse_starlette.*'), in every scenario; repeatable")
     add_verbose_flag(parser)
     container_session.add_options(parser)
 
@@ -76,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
     if args.sample_interval <= 0:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
+    for phase in ("setup", "quit", "teardown"):
+        if not getattr(args, f"{phase}_budget") > 0:
+            raise ConfigError(f"--{phase}-budget {getattr(args, f'{phase}_budget')}: "
+                              "expected seconds > 0")
     if args.engine != "host" and (code := container_session.run(args)) is not None:
         return code  # None: --engine auto found no engine, so the run goes on here
     check_loops([args.loop])
@@ -88,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         profile=parse_profile_kinds(args.profile),
         cpu_profiler="perf" if args.cpu_profiler == "perf" else "py-spy",
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
+        setup_budget_s=args.setup_budget, quit_budget_s=args.quit_budget,
+        teardown_budget_s=args.teardown_budget, ignore_tasks=tuple(args.ignore_task),
     )
     results: list[Result] = []
 
