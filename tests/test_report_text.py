@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from stress.engine import judge
 from stress.config import load_scenarios
+from stress.engine import judge
 from stress.report.text import format_block, format_failure_lines, verdict_lines
 from stress.results import Failure, Result
 from stress.scenario import Scenario, Thresholds
