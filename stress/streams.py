@@ -138,18 +138,25 @@ class VerifiedStreams:
     """Both ends of every conversation of one run: the token source and the checking sink."""
 
     def __init__(self, *, messages: int, message_size: int, conversations: int,
-                 fail_at: dict[int, int] | None = None) -> None:
+                 fail_at: dict[int, int] | None = None, open_ended: bool = False) -> None:
         if message_size < 1:
             raise ValueError(f"message_size must be at least 1, got {message_size}")
         self.size = message_size
         self.messages = messages
-        self.period = stream_period(messages=messages, message_size=message_size,
-                                    conversations=conversations)
+        # Open-ended (a soak run): a stream is as long as the target made it, so a stream is
+        # short only when tokens it made never arrived.
+        self.open_ended = open_ended
+        self.period = stream_period(messages=MAX_PERIOD if open_ended else messages,
+                                    message_size=message_size, conversations=conversations)
         self.fail_at = dict(fail_at or {})
         self._convs = [
             _Conversation(c, message_size, self.period, self.fail_at.get(c, messages))
             for c in range(conversations)
         ]
+        # Live totals, for the sampler's progress figures (the report recounts exactly).
+        self.made = 0
+        self.accepted = 0
+        self.failed = 0
         self._cuts = [slice(slot * message_size, (slot + 1) * message_size)
                       for slot in range(2 * self.period)]
         self.used = False  # any token made or received through the harness
@@ -193,7 +200,9 @@ class VerifiedStreams:
             stamps.append((start, start + count, now))
             if len(stamps) > MAX_STAMPS:
                 stamps.popleft()  # made and never received: no latency to record for it
-            conv.made_high = max(conv.made_high, start + count)
+            if start + count > conv.made_high:
+                self.made += start + count - conv.made_high
+                conv.made_high = start + count
         return out
 
     def token(self, conversation: int, index: int) -> str:
@@ -226,6 +235,8 @@ class VerifiedStreams:
             return
         conv.ended = True
         self.streams_completed += 1
+        if self.open_ended:
+            conv.expected_total = conv.made_high
         if conv.next < conv.expected_total or conv.pending:
             self.ended_short += 1
             self._diverged(conv, "ended short", f"{conv.expected_total} tokens",
@@ -237,6 +248,7 @@ class VerifiedStreams:
         conv = self._conversation(conversation)
         if conv.failed is None:
             conv.failed = _one_line(error)
+            self.failed += 1
 
     # Checking.
 
@@ -260,6 +272,7 @@ class VerifiedStreams:
             conv.max_gap = now - conv.last_at
         conv.last_at = now
         conv.received += count
+        self.accepted += count
         if start == conv.next:
             conv.next = end
 
@@ -335,9 +348,13 @@ class VerifiedStreams:
         unexpected = unreported = failed = 0
         gaps = [c.max_gap for c in self._convs if c.first_at is not None]
         for conv in self._convs:
+            if self.open_ended and not conv.ended and conv.failed is None:
+                conv.expected_total = conv.made_high  # as long as it was made
             made += conv.made_high
             lost += conv.given_up + len(conv.pending) + max(0, conv.expected_total - conv.next)
             injected = conv.index in self.fail_at and self.fail_at[conv.index] < self.messages
+            if self.open_ended and injected:
+                injected = conv.made_high >= self.fail_at[conv.index]  # time ran out first?
             if conv.failed is not None:
                 failed += 1
                 unexpected += not injected

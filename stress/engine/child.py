@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import resource
 import signal
@@ -24,6 +25,7 @@ from types import FrameType
 
 import psutil
 
+from stress.engine.harness import harness_for
 from stress.engine.protocol import ChildFigures, ChildSpec, QuitFigures, RunFigures
 from stress.engine.sampler import Sampler, rss_mb
 from stress.engine.stacks import dump_stacks, watch_loop
@@ -45,30 +47,50 @@ def _request_exit(_signum: int, _frame: FrameType | None) -> None:
 async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
                    process: psutil.Process) -> ChildFigures:
     watch_loop(asyncio.get_running_loop())
+    # The verifier's stream strings are the harness's memory: made before the baseline.
+    params, stats = harness_for(spec.scenario)
     gc.collect()
     rss_start = rss_mb(process)
-    stats = Stats()
     sampler.set_phase("run", stats)
     started = time.perf_counter()
-    await target.run(spec.scenario, stats, asyncio.Event())
-    run = RunFigures(
-        duration_s=time.perf_counter() - started, rss_start_mb=rss_start,
-        rss_end_mb=rss_mb(process), messages_sent=stats.messages_sent,
-        tokens_received=stats.tokens_received, streams_completed=stats.streams_completed,
-        errors=stats.errors,
-    )
+    await target.run(params, stats, asyncio.Event())
+    duration_s = time.perf_counter() - started
+    counts, odd = whole_counters(stats)
+    run = RunFigures(duration_s=duration_s, rss_start_mb=rss_start, rss_end_mb=rss_mb(process),
+                     **counts, odd_counters=odd)
     log.debug("measured run done: %s", run)
+    assert stats.streams is not None
+    streams = stats.streams.report()
     quit_ = await quit_under_load(spec.scenario, target, sampler) if spec.measure_quit else None
-    return ChildFigures(run=run, quit=quit_)
+    return ChildFigures(run=run, quit=quit_, streams=streams)
+
+
+COUNTERS = ("messages_sent", "tokens_received", "streams_completed", "errors")
+
+
+def whole_counters(stats: Stats) -> tuple[dict[str, int], tuple[str, ...]]:
+    """The target's counters as whole numbers, and each one that was not ("name=value"): a
+    float or any other value is the judge's to report, never truncated silently."""
+    counts: dict[str, int] = {}
+    odd: list[str] = []
+    for name in COUNTERS:
+        value = getattr(stats, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            counts[name] = value
+        else:
+            odd.append(f"{name}={value!r}"[:80])
+            counts[name] = int(value) if isinstance(value, float) and math.isfinite(value) \
+                else 0
+    return counts, tuple(odd)
 
 
 async def quit_under_load(scenario: Scenario, target: Target, sampler: Sampler) -> QuitFigures:
     """Start the stream again, request quit once tokens flow, time how long run() takes."""
-    stats = Stats()
+    params, stats = harness_for(scenario)
     quit_event = asyncio.Event()
     sampler.set_phase("quit", stats)
     under_load_after = max(1, min(scenario.expected_tokens // 10, 10_000))
-    task = asyncio.create_task(target.run(scenario, stats, quit_event), name="quit-under-load")
+    task = asyncio.create_task(target.run(params, stats, quit_event), name="quit-under-load")
     load_deadline = time.perf_counter() + QUIT_LOAD_DEADLINE_S
     # Stats are plain counters with no event to wait on, so poll them briefly.
     while (  # noqa: ASYNC110

@@ -143,8 +143,9 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         if progress is not None:
             progress.clear()
         chosen = median_run(runs)
-        metrics = _metrics(chosen)
+        metrics = _metrics(scenario, chosen)
         outcome = _judge_run(scenario, chosen, metrics)
+        outcome.notes.extend(judge.run_notes(scenario, metrics))
         outcome.artifacts["log"] = log_name
         if len(runs) > 1:
             figures = ", ".join(f"{run_throughput(r):.0f}" for r in runs if r.status == "ok")
@@ -165,13 +166,22 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         failures=tuple(outcome.failures), samples=_series(chosen.samples), environment=env,
         artifacts=outcome.artifacts, notes=tuple(outcome.notes), repeats=len(runs),
         checks=threshold_checks(scenario, metrics, outcome.status),
+        latency_histogram=_histogram(chosen),
     )
 
 
-def _metrics(run: ChildRun) -> Metrics:
+def _histogram(run: ChildRun) -> tuple[tuple[float, int], ...]:
+    streams = run.figures.streams if run.figures is not None else None
+    return streams.latency.buckets if streams is not None else ()
+
+
+def _metrics(scenario: Scenario, run: ChildRun) -> Metrics:
     figures = run.figures
-    return judge.metrics_from(figures.run if figures else None, figures.quit if figures else None,
-                              run.last_sample, run.elapsed_s)
+    metrics = judge.metrics_from(figures.run if figures else None,
+                                 figures.quit if figures else None, run.last_sample,
+                                 run.elapsed_s, streams=figures.streams if figures else None)
+    return dataclasses.replace(metrics,
+                               memory_slope_mb_per_min=judge.memory_slope(scenario, run.samples))
 
 
 def _judge_run(scenario: Scenario, run: ChildRun, metrics: Metrics) -> _ScenarioOutcome:
@@ -186,7 +196,8 @@ def _judge_run(scenario: Scenario, run: ChildRun, metrics: Metrics) -> _Scenario
         return _ScenarioOutcome(status="crashed", failures=[
             judge.crash_failure(run.returncode or 0, error)])
     quit_ = run.figures.quit if run.figures is not None else None
-    failures = judge.threshold_failures(scenario, metrics, quit_)
+    failures = judge.threshold_failures(scenario, metrics, quit_,
+                                        run.figures.run if run.figures is not None else None)
     notes = [quit_.note] if quit_ is not None and quit_.note else []
     return _ScenarioOutcome(status="failed" if failures else "passed", failures=failures,
                             notes=notes)
