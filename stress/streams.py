@@ -101,6 +101,7 @@ class StreamReport:
     corrupted: int
     streams_completed: int
     ended_short: int  # streams ended before their last token
+    ended_early: int  # of those, streams whose tokens were a gap-free prefix: cut off early
     failed: int  # conversations the target reported as failed
     unexpected_failures: int  # failed where the scenario injected no failure
     unreported_failures: int  # injected failures the target never reported
@@ -162,6 +163,7 @@ class VerifiedStreams:
         self.used = False  # any token made or received through the harness
         self.streams_completed = 0
         self.ended_short = 0
+        self.ended_early = 0
         self.duplicated = 0
         self.reordered = 0
         self.corrupted = 0
@@ -239,6 +241,8 @@ class VerifiedStreams:
             conv.expected_total = conv.made_high
         if conv.next < conv.expected_total or conv.pending:
             self.ended_short += 1
+            if not conv.pending and not conv.given_up:
+                self.ended_early += 1  # every token up to the end, none after: cut off
             self._diverged(conv, "ended short", f"{conv.expected_total} tokens",
                            f"{conv.next - len(conv.pending)} tokens")
 
@@ -368,6 +372,7 @@ class VerifiedStreams:
             tokens_received=sum(c.received for c in self._convs), lost=lost,
             duplicated=self.duplicated, reordered=self.reordered, corrupted=self.corrupted,
             streams_completed=self.streams_completed, ended_short=self.ended_short,
+            ended_early=self.ended_early,
             failed=failed, unexpected_failures=unexpected, unreported_failures=unreported,
             first_divergence=self.first_divergence, latency=self.latency.summary(),
             ttft=self.ttft.summary(),

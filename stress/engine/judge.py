@@ -140,12 +140,7 @@ def _loss(metrics: Metrics, _check: Check, _quit: QuitFigures | None) -> Failure
     return Failure(
         kind="loss",
         message=f"Message loss too high: {metrics.loss_pct:.2f}% "
-                f"(sent: {metrics.messages_sent}, received: {metrics.tokens_received})"
-                if not metrics.verified else
-                f"Message loss too high: {metrics.loss_pct:.2f}% (made: {metrics.messages_sent}, "
-                f"received: {metrics.tokens_received}, lost: {metrics.lost})"
-                + (f"; first divergence: {metrics.first_divergence}"
-                   if metrics.first_divergence else ""),
+                f"(sent: {metrics.messages_sent}, received: {metrics.tokens_received})",
         headline="FAILURE: Significant message loss under backpressure",
         diagnosis=LOSS_DIAGNOSIS,
     )
@@ -209,8 +204,8 @@ _REQUIRED = frozenset({"quit_latency_ms", "latency_p99_ms", "ttft_max_ms", "max_
 
 
 def threshold_failures(scenario: Scenario, metrics: Metrics,
-                       quit: QuitFigures | None = None,
-                       run: RunFigures | None = None) -> list[Failure]:
+                       quit: QuitFigures | None = None, run: RunFigures | None = None,
+                       streams: StreamReport | None = None) -> list[Failure]:
     """Every threshold the completed run missed, in the seed's order of importance, then
     what the verifier found in the stream (or the impossible counts of a counter-only target).
 
@@ -221,7 +216,7 @@ def threshold_failures(scenario: Scenario, metrics: Metrics,
         missed = check.met is False or (check.metric in _REQUIRED and check.met is None)
         if missed and check.metric in _FAILURES:
             failures.append(_FAILURES[check.metric](metrics, check, quit))
-    failures.extend(verdicts.stream_failures(scenario, metrics, run))
+    failures.extend(verdicts.stream_failures(scenario, metrics, run, streams))
     pending = quit.pending if quit is not None else ()
     if pending:
         failures.append(Failure(

@@ -196,8 +196,10 @@ def _judge_run(scenario: Scenario, run: ChildRun, metrics: Metrics) -> _Scenario
         return _ScenarioOutcome(status="crashed", failures=[
             judge.crash_failure(run.returncode or 0, error)])
     quit_ = run.figures.quit if run.figures is not None else None
+    figures = run.figures
     failures = judge.threshold_failures(scenario, metrics, quit_,
-                                        run.figures.run if run.figures is not None else None)
+                                        figures.run if figures is not None else None,
+                                        figures.streams if figures is not None else None)
     notes = [quit_.note] if quit_ is not None and quit_.note else []
     return _ScenarioOutcome(status="failed" if failures else "passed", failures=failures,
                             notes=notes)

@@ -111,11 +111,17 @@ def _with_divergence(message: str, metrics: Metrics) -> str:
     return f"{message}; first divergence: {metrics.first_divergence}"
 
 
-def stream_failures(scenario: Scenario, metrics: Metrics,
-                    run: RunFigures | None) -> list[Failure]:
-    """Failures of the stream itself: the verifier's findings, or impossible counters."""
+def stream_failures(scenario: Scenario, metrics: Metrics, run: RunFigures | None,
+                    streams: StreamReport | None = None) -> list[Failure]:
+    """Failures of the stream itself: the verifier's findings, or impossible counters.
+
+    Lost tokens are one failure (the loss threshold's, or "Tokens lost" where the scenario
+    sets none); a stream is "ended short" on its own account only when what arrived was a
+    gap-free beginning of it (cut off, not thinned out by a lossy channel).
+    """
     if not metrics.verified:
         return counter_failures(scenario, metrics, run)
+    early = streams.ended_early if streams is not None else metrics.ended_short
     failures: list[Failure] = []
     if metrics.lost and scenario.thresholds.max_loss_pct is None:
         # With max_loss_pct set, that threshold judges the loss (judge._loss).
@@ -142,11 +148,11 @@ def stream_failures(scenario: Scenario, metrics: Metrics,
                 kind="verification",
                 message=_with_divergence(f"{what}: {count} (expected 0)", metrics),
                 headline=headline, diagnosis=diagnosis))
-    if metrics.ended_short:
+    if early:
         failures.append(Failure(
             kind="verification",
             message=_with_divergence(
-                f"Streams ended short: {metrics.ended_short} of {scenario.conversations} "
+                f"Streams ended short: {early} of {scenario.conversations} "
                 "conversations ended before their last token", metrics),
             headline="FAILURE: Streams ended short", diagnosis=SHORT_DIAGNOSIS))
     injected = len(failure_plan(scenario))
