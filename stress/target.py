@@ -85,7 +85,9 @@ class Stats:
 
     def receive(self, conversation: int, text: str) -> None:
         """Whole tokens of one conversation, as they arrived (one, or several joined)."""
-        streams = self._verifier()
+        streams = self.streams
+        if streams is None:
+            streams = self._verifier()  # raises: no verifier
         streams.receive(conversation, text)
         self.tokens_received += len(text) // streams.size
 
