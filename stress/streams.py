@@ -344,8 +344,10 @@ class VerifiedStreams:
                 or token != conv.stream[slot * self.size: (slot + 1) * self.size]):
             return None
         base = conv.next - conv.next % self.period + slot
-        candidates = (base - self.period, base, base + self.period)
-        return min((c for c in candidates if c >= 0), key=lambda c: abs(c - conv.next))
+        candidates = [c for c in (base - self.period, base, base + self.period) if c >= 0]
+        if not self.open_ended:  # a token past the stream's end was never made
+            candidates = [c for c in candidates if c < self.messages] or candidates
+        return min(candidates, key=lambda c: abs(c - conv.next))
 
     def _diverged(self, conv: _Conversation, kind: str, expected: str, got: str) -> None:
         if self.first_divergence is None:
