@@ -34,6 +34,7 @@ MAX_STAMPS = 100_000  # made-time records kept per conversation for tokens not y
 _FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
 _CYCLE = 64
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_NO_STAMPS: deque[tuple[int, int, float]] = deque()  # skips the general loop, stays empty
 
 
 def base36(value: int) -> str:
@@ -182,7 +183,9 @@ class VerifiedStreams:
 
     def tokens(self, conversation: int, start: int, count: int) -> list[str]:
         """Tokens ``start .. start + count - 1`` of a conversation, each a new string."""
-        conv = self._conversation(conversation)
+        convs = self._convs
+        conv = convs[conversation] if 0 <= conversation < len(convs) \
+            else self._conversation(conversation)  # the hot path: no call
         if start < 0 or count < 0:
             raise ValueError(f"tokens({conversation}, {start}, {count}): negative index or count")
         now = time.perf_counter()
@@ -222,7 +225,9 @@ class VerifiedStreams:
         """One or more whole tokens of a conversation, concatenated, as the consumer got them."""
         self.used = True
         now = time.perf_counter()
-        conv = self._conversation(conversation)
+        convs = self._convs
+        conv = convs[conversation] if 0 <= conversation < len(convs) \
+            else self._conversation(conversation)
         size = self.size
         length = len(text)
         count, partial = divmod(length, size)
@@ -268,6 +273,7 @@ class VerifiedStreams:
         if stamps and stamps[0][0] == start and stamps[0][1] == end:
             # The usual case: the run arrives as it was made. One record, one pop.
             record(now - stamps.popleft()[2], count)
+            stamps = _NO_STAMPS
         while stamps and stamps[0][0] < end:
             made_start, made_end, made_at = stamps[0]
             overlap = min(made_end, end) - max(made_start, start)
