@@ -129,15 +129,18 @@ def standalone_child(target_name: str, scenarios: Path) -> int:
     import asyncio
 
     from stress.config import load_scenarios
-    from stress.target import Stats, load_target
+    from stress.engine.harness import harness_for
+    from stress.target import load_target
 
     scenario = load_scenarios(scenarios)[SCENARIO]
     target = load_target(target_name)()
-    stats = Stats()
+    # The harness's params and stats, as the kit hands them: only the kit's supervision and
+    # sampling differ between the two sides.
+    params, stats = harness_for(scenario)
 
     async def measure() -> float:
         started = time.perf_counter()
-        await target.run(scenario, stats, asyncio.Event())
+        await target.run(params, stats, asyncio.Event())
         return time.perf_counter() - started
 
     seconds = asyncio.run(measure())

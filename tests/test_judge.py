@@ -125,10 +125,19 @@ def test_leak_threshold_carries_the_leak_report() -> None:
     assert "leak_me (faults.py:10)" in "\n".join(failure.diagnosis)
 
 
-def test_scenario_scaling_keeps_thresholds() -> None:
+def test_scenario_scaling_keeps_thresholds_but_scales_memory_limits() -> None:
+    # Scaling now scales the MB limits with the run (floor: 20% of the limit or 10 MB).
     scaled = SCENARIOS["short"].scaled(0.01)
-    assert scaled.thresholds == SCENARIOS["short"].thresholds
-    assert dataclasses.replace(scaled, messages=1_000_000) == SCENARIOS["short"]
+    assert scaled.thresholds == dataclasses.replace(SCENARIOS["short"].thresholds,
+                                                    max_memory_growth_mb=20.0)
+    assert dataclasses.replace(scaled, messages=1_000_000, scale=1.0,
+                               thresholds=SCENARIOS["short"].thresholds) == SCENARIOS["short"]
+    assert scaled.scaling_note() == (
+        "Memory limits scaled with the run (--scale 0.01; never below 20% of the limit or "
+        "10 MB): max_memory_growth_mb 20 MB")
+    assert SCENARIOS["short"].scaling_note() is None
+    medium = SCENARIOS["medium"].scaled(0.5).thresholds  # 500 MB at full size
+    assert medium.max_memory_growth_mb == 250.0
 
 
 def test_every_threshold_gets_a_check_and_the_failures_follow_them() -> None:

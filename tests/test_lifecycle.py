@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from stress.config import load_scenarios
+from stress.engine.harness import harness_for
 from stress.engine.leftovers import Leftovers, LeftTask, attribute, judge_leftovers, take_tasks
 from stress.engine.lifecycle import (
     DEFAULT_QUIT_LATENCY_MS,
@@ -145,7 +146,7 @@ def test_a_context_manager_target_is_set_up_by_entering_it() -> None:
     life = Lifecycle(server)
 
     async def main() -> object:
-        runnable = await life.setup(SCENARIOS["short"])
+        runnable = await life.setup(harness_for(SCENARIOS["short"])[0])
         await life.teardown()
         return runnable
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import shutil
 import tempfile
 from contextlib import AbstractContextManager
@@ -149,7 +148,7 @@ def apply_settings(args: argparse.Namespace) -> Settings:
         # The project's threshold overrides must reach the container's run: hand it the
         # resolved scenario set as a file, and keep it from reading the project config again.
         args.scenarios = write_resolved_scenarios(settings)
-        os.environ["STRESS_NO_PROJECT_CONFIG"] = "1"
+        args.settings_resolved = True  # the container's run gets STRESS_NO_PROJECT_CONFIG=1
     return settings
 
 

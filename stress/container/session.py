@@ -115,6 +115,8 @@ def plan(args: argparse.Namespace, *, cwd: Path) -> ContainerPlan:
         mounts.append(Mount(host=path.parent, container=folder))
         rewritten[dest] = f"{folder}/{path.name}"
     environment: dict[str, str] = {}
+    if getattr(args, "settings_resolved", False):
+        environment["STRESS_NO_PROJECT_CONFIG"] = "1"  # the overrides are in --scenarios
     working_dir = None
     workspace = target_folder(args.target, cwd)
     if workspace is not None:  # a user's target module lives in their project, not the image

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import math
 import os
 import resource
 import signal
@@ -28,6 +29,7 @@ from typing import Any
 
 import psutil
 
+from stress.engine.harness import HarnessParams, harness_for
 from stress.engine.leftovers import (
     Checkpoint,
     Leftovers,
@@ -60,13 +62,18 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
     watch_loop(asyncio.get_running_loop())
     # --- lifecycle (stress.engine.lifecycle): setup and warm-up, outside the measured window
     scenario = spec.scenario
+    # The params a target is handed (and may keep from setup): their tokens always come from
+    # the current phase's verifier. The verifier's stream strings are the harness's memory,
+    # made before the baseline.
+    params, stats = harness_for(scenario)
     life = Lifecycle(target)
-    sampler.set_phase("setup", Stats())
+    sampler.set_phase("setup", stats)
     try:
-        target = await life.setup(scenario)
+        target = await life.setup(params)
         await warm_up(scenario, target)
     except Exception as exc:
         raise SetupFailed(describe_error(exc)) from exc
+    stats = params.new_phase()  # the measured run's own verifier
     # What lives now is the kit's or the target's set-up state (a server): not a leftover.
     baseline = _Baseline(tasks=frozenset(asyncio.all_tasks()), pids=child_pids(),
                          module=spec.target.partition(":")[0], ignore=scenario.ignore_tasks,
@@ -74,28 +81,27 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
     # --- end lifecycle
     gc.collect()
     rss_start = rss_mb(process)
-    stats = Stats()
     sampler.set_phase("run", stats)
     started = time.perf_counter()
     try:
-        await target.run(scenario, stats, asyncio.Event())
+        await target.run(params, stats, asyncio.Event())
     except Exception:
         await _teardown_quietly(life, sampler)
         raise
-    run = RunFigures(
-        duration_s=time.perf_counter() - started, rss_start_mb=rss_start,
-        rss_end_mb=rss_mb(process), messages_sent=stats.messages_sent,
-        tokens_received=stats.tokens_received, streams_completed=stats.streams_completed,
-        errors=stats.errors,
-    )
+    duration_s = time.perf_counter() - started
+    counts, odd = whole_counters(stats)
+    run = RunFigures(duration_s=duration_s, rss_start_mb=rss_start, rss_end_mb=rss_mb(process),
+                     **counts, odd_counters=odd)
     log.debug("measured run done: %s", run)
+    assert stats.streams is not None
     # --- lifecycle: each later phase adds to the measured figures, written as they stand so
     # that a hang in quit or teardown leaves them for the parent.
-    figures = ChildFigures(run=run, leftovers=(await baseline.take("run"),))
+    figures = ChildFigures(run=run, streams=stats.streams.report(),
+                           leftovers=(await baseline.take("run"),))
     _write_atomically(spec.result_path, figures)
     if spec.measure_quit:
         try:
-            quit_ = await quit_under_load(scenario, target, sampler)
+            quit_ = await quit_under_load(scenario, params, target, sampler)
         except Exception:
             await _teardown_quietly(life, sampler)
             raise
@@ -139,17 +145,37 @@ async def _teardown_quietly(life: Lifecycle, sampler: Sampler) -> None:
 # --- end lifecycle
 
 
-async def quit_under_load(scenario: Scenario, target: Target, sampler: Sampler) -> QuitFigures:
+COUNTERS = ("messages_sent", "tokens_received", "streams_completed", "errors")
+
+
+def whole_counters(stats: Stats) -> tuple[dict[str, int], tuple[str, ...]]:
+    """The target's counters as whole numbers, and each one that was not ("name=value"): a
+    float or any other value is the judge's to report, never truncated silently."""
+    counts: dict[str, int] = {}
+    odd: list[str] = []
+    for name in COUNTERS:
+        value = getattr(stats, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            counts[name] = value
+        else:
+            odd.append(f"{name}={value!r}"[:80])
+            counts[name] = int(value) if isinstance(value, float) and math.isfinite(value) \
+                else 0
+    return counts, tuple(odd)
+
+
+async def quit_under_load(scenario: Scenario, params: HarnessParams, target: Target,
+                          sampler: Sampler) -> QuitFigures:
     """Start the stream again, request quit once tokens flow, time how long run() takes.
 
     What it leaves running is recorded by the caller (stress.engine.leftovers), before any
     task is cancelled.
     """
-    stats = Stats()
+    stats = params.new_phase()
     quit_event = asyncio.Event()
     sampler.set_phase("quit", stats)
     under_load_after = max(1, min(scenario.expected_tokens // 10, 10_000))
-    task = asyncio.create_task(target.run(scenario, stats, quit_event), name="quit-under-load")
+    task = asyncio.create_task(target.run(params, stats, quit_event), name="quit-under-load")
     load_deadline = time.perf_counter() + QUIT_LOAD_DEADLINE_S
     # Stats are plain counters with no event to wait on, so poll them briefly.
     while (  # noqa: ASYNC110

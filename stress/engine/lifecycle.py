@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stress.engine import judge
+from stress.engine.harness import harness_for
 from stress.engine.leftovers import judge_leftovers
 from stress.results import Failure, Metrics, Status
 from stress.scenario import Scenario
-from stress.target import Stats, Target
+from stress.target import Params, Target
 
 if TYPE_CHECKING:
     from stress.engine.supervise import ChildRun
@@ -55,7 +56,7 @@ class Lifecycle:
         """A target with a teardown owns what it runs (a server) until its teardown."""
         return self._context or callable(getattr(self._target, "teardown", None))
 
-    async def setup(self, params: Scenario) -> Target:
+    async def setup(self, params: Params) -> Target:
         """Set the target up; returns the object whose ``run`` is measured (what
         ``__aenter__`` returned, when that has a ``run``)."""
         if self._context:
@@ -76,8 +77,9 @@ class Lifecycle:
 async def warm_up(scenario: Scenario, target: Target) -> None:
     """A discarded run of ``warmup_messages`` tokens per conversation (caches, JIT, pools)."""
     if scenario.warmup_messages > 0:
-        warm = dataclasses.replace(scenario, messages=scenario.warmup_messages)
-        await target.run(warm, Stats(), asyncio.Event())
+        warm, stats = harness_for(dataclasses.replace(scenario,
+                                                      messages=scenario.warmup_messages))
+        await target.run(warm, stats, asyncio.Event())
 
 
 def describe_error(exc: BaseException) -> str:
@@ -165,9 +167,10 @@ def contract_failures(scenario: Scenario, metrics: Metrics) -> list[Failure]:
             diagnosis=("The target must wait token_delay_us between the tokens of a "
                        "conversation and consumer_delay_us per token it renders",),
         ))
-    # As many as the reference fails (stress.pipeline.conductor.failure_plan): half rounds up.
+    # As many as the harness's failure plan fails (stress.engine.harness): half rounds up. A
+    # verified stream is judged conversation by conversation instead (stress.engine.verdicts).
     injected = math.floor(min(max(scenario.error_rate, 0.0), 1.0) * conversations + 0.5)
-    if injected >= 1 and metrics.errors == 0:
+    if injected >= 1 and metrics.errors == 0 and not metrics.verified:
         failures.append(Failure(
             kind="pacing",
             message=f"No conversation failed, though error_rate {scenario.error_rate:g} asks "
@@ -210,7 +213,7 @@ def judge_phases(scenario: Scenario, run: ChildRun, metrics: Metrics) -> PhaseVe
     assert figures is not None
     judged = judged_scenario(scenario, metrics)
     quit_ = figures.quit
-    failures = judge.threshold_failures(judged, metrics, quit_)
+    failures = judge.threshold_failures(judged, metrics, quit_, figures.run, figures.streams)
     failures.extend(contract_failures(scenario, metrics))
     notes = []
     if quit_ is not None and quit_.note:

@@ -144,10 +144,11 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         if progress is not None:
             progress.clear()
         chosen = median_run(runs)
-        metrics = _metrics(chosen)
+        metrics = _metrics(scenario, chosen)
         verdict = lifecycle.judge_phases(scenario, chosen, metrics)
         outcome = _ScenarioOutcome(status=verdict.status, failures=verdict.failures,
                                    notes=verdict.notes)
+        outcome.notes.extend(judge.run_notes(scenario, metrics))
         outcome.artifacts["log"] = log_name
         if len(runs) > 1:
             figures = ", ".join(f"{run_throughput(r):.0f}" for r in runs if r.status == "ok")
@@ -170,15 +171,24 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         failures=tuple(outcome.failures), samples=_series(chosen.samples), environment=env,
         artifacts=outcome.artifacts, notes=tuple(outcome.notes), repeats=len(runs),
         checks=threshold_checks(verdict.scenario, metrics, judged_as),
+        latency_histogram=_histogram(chosen),
     )
 
 
-def _metrics(run: ChildRun) -> Metrics:
+def _histogram(run: ChildRun) -> tuple[tuple[float, int], ...]:
+    streams = run.figures.streams if run.figures is not None else None
+    return streams.latency.buckets if streams is not None else ()
+
+
+def _metrics(scenario: Scenario, run: ChildRun) -> Metrics:
     figures = run.figures
     # Only a sample of the measured run stands for it (not one of setup or quit under load).
     last_run = next((s for s in reversed(run.samples) if s.phase == "run"), None)
-    return judge.metrics_from(figures.run if figures else None, figures.quit if figures else None,
-                              last_run, run.elapsed_s)
+    metrics = judge.metrics_from(figures.run if figures else None,
+                                 figures.quit if figures else None, last_run,
+                                 run.elapsed_s, streams=figures.streams if figures else None)
+    return dataclasses.replace(metrics,
+                               memory_slope_mb_per_min=judge.memory_slope(scenario, run.samples))
 
 
 def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,
