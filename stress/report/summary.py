@@ -17,11 +17,13 @@ from stress.report.tables import (
 )
 from stress.report.text import format_failure_lines
 from stress.results import (
+    NOT_RUN_MESSAGE,
     UNFINISHED_STATUSES,
     Result,
     find_match,
     measured_throughput,
     overall_exit_code,
+    was_interrupted,
 )
 
 
@@ -30,6 +32,12 @@ def verdict_line(results: list[Result]) -> str:
     code = overall_exit_code(results)
     if not results:
         return "# Stress: no scenario ran"
+    if was_interrupted(results):
+        not_run = [r.scenario.name for r in results if r.status == "not_run"]
+        done = len(results) - len(not_run)
+        rest = f"; {NOT_RUN_MESSAGE}: {', '.join(not_run)}" if not_run else ""
+        return (f"# Stress: interrupted after {done} of {len(results)} scenario(s){rest} "
+                f"(exit {int(code)})")
     if code == ExitCode.PASSED:
         if len(results) == 1:
             return f"# Stress: the 1 scenario passed ({results[0].scenario.name})"
