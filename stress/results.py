@@ -17,6 +17,9 @@ Status = Literal["passed", "failed", "timeout", "crashed", "interrupted", "not_r
 UNFINISHED_STATUSES: frozenset[Status] = frozenset({"timeout", "crashed", "interrupted",
                                                     "not_run"})
 NOT_RUN_MESSAGE = "not run (interrupted)"
+# The start of the note a profile that was asked for and not written leaves (summary.md lists
+# these notes on their own).
+MISSING_PROFILE_NOTE = "Missing profile:"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -85,7 +85,8 @@ def test_memray_wraps_module_and_script_runs(tmp_path: Path) -> None:
     scratch = argv[8]
     assert argv == [sys.executable, "-m", "memray", "run", "--aggregate", "--quiet", "--force",
                     "--output", scratch, "-m", "stress.engine.child", "spec.json"]
-    assert Path(scratch).parent == tmp_path and Path(scratch).name.startswith(".short-memray.bin.")
+    assert Path(scratch).parent == tmp_path
+    assert Path(scratch).name.startswith(".short-memray.bin.")
     assert env == {"A": "1", "PYTHONMALLOC": "malloc"}
     assert not stale.exists(), "a stale capture must not pass for this run's"
     argv, _ = profiler.wrap([sys.executable, "script.py", "--flag"], {})
@@ -98,7 +99,8 @@ def test_py_spy_leaves_the_command_alone_and_makes_the_child_wait(tmp_path: Path
     argv = [sys.executable, "-m", "stress.engine.child", "x"]
     wrapped, env = profiler.wrap(argv, {"A": "1"})
     assert wrapped == argv
-    assert env["A"] == "1" and env[READY_ENV], "the child waits until py-spy samples it"
+    assert env["A"] == "1"
+    assert env[READY_ENV], "the child waits until py-spy samples it"
     profiler.finish(timed_out=False)
 
 

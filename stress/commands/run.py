@@ -73,28 +73,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # A SIGTERM before the runner installs its own handler ends the run as a Ctrl-C does:
-    # one line and exit 4 (stress.cli), never the default silent death.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return _run(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def _run(args: argparse.Namespace) -> int:
-    from stress.engine.check_target import check_target
-    from stress.engine.runner import run_scenarios
-    from stress.engine.supervise import StopRequest
-    from stress.engine.teardown import reap_stale_work_dirs
-    from stress.profiling import parse_profile_kinds
-    from stress.report import load_baseline
-    from stress.report.folder import claim, remove_stale_files
-
     start_logging(args)
     check_scale(args.scale)
     if args.repeat < 1:
@@ -103,12 +81,31 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
     if args.engine != "host" and (code := container_session.run(args)) is not None:
         return code  # None: --engine auto found no engine, so the run goes on here
+    # A SIGTERM before the runner installs its own handler ends the run as a Ctrl-C does:
+    # one line and exit 4 (stress.cli), never the default silent death.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _run_here(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_here(args: argparse.Namespace) -> int:
+    from stress.engine.check_target import check_target
+    from stress.engine.runner import run_scenarios
+    from stress.engine.supervise import StopRequest
+    from stress.engine.teardown import reap_stale_work_dirs
+    from stress.profiling import parse_profile_kinds
+    from stress.report import load_baseline
+    from stress.report.folder import claim, remove_stale_files
+
     check_loops([args.loop])
     scenarios = [s.scaled(args.scale) for s in chosen_scenarios(args, args.names)]
     baseline = load_baseline(args.baseline) if args.baseline else None
-    # Imported in a throwaway child: the target's code runs at import, and whatever it does
-    # there (raise, sys.exit) is a one-line error rather than the runner's end.
-    check_target(args.target)
     options = RunOptions(
         out_dir=args.out, target=args.target,
         loop="uvloop" if args.loop == "uvloop" else "asyncio", repeat=args.repeat,
@@ -117,6 +114,9 @@ def _run(args: argparse.Namespace) -> int:
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
         flamegraph_source=not args.no_flamegraph_source,
     )
+    # Imported in a throwaway child: the target's code runs at import, and whatever it does
+    # there (raise, sys.exit) is a one-line error rather than the runner's end.
+    check_target(args.target)
     with claim(args.out):  # writable, and no other run writing into it
         remove_stale_files(args.out, [s.name for s in scenarios])
         reap_stale_work_dirs()

@@ -32,6 +32,7 @@ class CappedCopy:
         self._tail: deque[bytes] = deque()
         self._tail_size = 0
         self.cut_bytes = 0
+        self.write_error: Exception | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._thread = threading.Thread(target=self._copy, name="child-output", daemon=True)
 
@@ -39,8 +40,15 @@ class CappedCopy:
         self._thread.start()
 
     def _write(self, data: bytes, final: bool = False) -> None:
-        self._log.write(self._decoder.decode(data, final))
-        self._log.flush()
+        if self.write_error is not None:
+            return
+        try:
+            self._log.write(self._decoder.decode(data, final))
+            self._log.flush()
+        except (OSError, ValueError) as exc:
+            # A full disk: the output is dropped, but the pipe keeps being drained, or the
+            # child would block (or fail) on its next print and the measurement with it.
+            self.write_error = exc
 
     def _copy(self) -> None:
         try:
@@ -59,10 +67,14 @@ class CappedCopy:
     def _keep_tail(self, chunk: bytes) -> None:
         self._tail.append(chunk)
         self._tail_size += len(chunk)
-        while self._tail_size - len(self._tail[0]) >= self._tail_bytes:
-            dropped = self._tail.popleft()
-            self._tail_size -= len(dropped)
-            self.cut_bytes += len(dropped)
+        while self._tail_size > self._tail_bytes:
+            first = self._tail.popleft()
+            excess = self._tail_size - self._tail_bytes
+            if len(first) > excess:
+                self._tail.appendleft(first[excess:])
+            dropped = min(len(first), excess)
+            self._tail_size -= dropped
+            self.cut_bytes += dropped
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Wait for the pipe to close (the child and anything holding its output exited), then

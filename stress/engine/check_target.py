@@ -8,6 +8,7 @@ on the last line of stderr.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import traceback
@@ -15,9 +16,13 @@ import traceback
 from stress.errors import ConfigError
 from stress.process import child_environment
 
+log = logging.getLogger("stress.engine.check_target")
+
 CHECK_TIMEOUT_S = 120.0
 OK = 0
 BAD = 2
+# Printed last when the target loaded: an os._exit(0) at import exits 0 without it.
+LOADED = "stress: the target loads"
 
 
 def main(argv: list[str]) -> int:
@@ -41,6 +46,7 @@ def main(argv: list[str]) -> int:
         last = traceback.format_exception_only(exc)[-1].strip()
         print(f"--target {spec!r}: importing it raised {last}", file=sys.stderr)
         return BAD
+    print(f"\n{LOADED}", flush=True)
     return OK
 
 
@@ -53,7 +59,9 @@ def check_target(spec: str, *, timeout_s: float = CHECK_TIMEOUT_S) -> None:
                               env=child_environment(quiet_ci=True))
     except subprocess.TimeoutExpired as exc:
         raise ConfigError(f"--target {spec!r}: importing it took over {timeout_s:.0f}s") from exc
-    if done.returncode == OK:
+    log.debug("checking the target %s gave exit %d; its output:\n%s%s", spec, done.returncode,
+              done.stdout, done.stderr)
+    if done.returncode == OK and (done.stdout or "").rstrip().endswith(LOADED):
         return
     lines = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
     if done.returncode == BAD and lines:

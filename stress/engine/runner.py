@@ -23,6 +23,7 @@ from stress.engine.protocol import Sample
 from stress.engine.supervise import ChildRun, StopRequest, run_child
 from stress.report.files import bounded_name, open_new_text_file
 from stress.results import (
+    MISSING_PROFILE_NOTE,
     Environment,
     Failure,
     Metrics,
@@ -229,11 +230,12 @@ def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,
     assert profile is not None  # a profiler was attached
     if profile.tool_output.strip():  # the profiler's own words: why a profile is missing
         context.log_file.write(f"--- {kind} profiler output ---\n{profile.tool_output.rstrip()}\n")
-    if not profile.artifacts and not profile.notes:
-        outcome.notes.append(f"No {kind} profile was written (the profiler gave no reason; "
-                             "see the scenario log)")
     outcome.artifacts.update(profile.artifacts)
-    outcome.notes.extend(profile.notes)
+    if profile.artifacts:
+        outcome.notes.extend(profile.notes)
+    else:  # asked for and not there: never silent, in every report
+        reason = "; ".join(profile.notes) or "the profiler gave no reason; see the scenario log"
+        outcome.notes.append(f"{MISSING_PROFILE_NOTE} {kind}: {reason}")
     # No profile, no overhead worth quoting (e.g. perf missing: the run was not profiled).
     if run.status == "ok" and measured_throughput > 0 and profile.artifacts:
         profiled = run_throughput(run)

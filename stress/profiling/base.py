@@ -103,3 +103,12 @@ def first_line(text: str, limit: int = 300) -> str:
         if line and not line.startswith("py-spy>"):
             return line[:limit]
     return "(no output)"
+
+
+def error_line(text: str, limit: int = 300) -> str:
+    """The line of a tool's error output that says what went wrong: a Python traceback's last
+    line (the exception), else the first meaningful line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return lines[-1][:limit]
+    return first_line(text, limit)

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stress.profiling.base import ProfileOutcome, finish_safely, first_line
+from stress.profiling.base import ProfileOutcome, error_line, finish_safely
 from stress.profiling.memray_report import (
     leak_report_text,
     stats_json,
@@ -107,7 +107,9 @@ class MemrayProfiler:
                                   json.dumps(stats_json(summary), indent=2) + "\n")
             artifacts.update({role: self.names[role] for role in
                               ("leak_report", "memray_stats_txt", "memray_stats_json")})
-        except OSError as exc:
+        except OSError as exc:  # a full disk: none of the three, rather than some
+            for role in ("leak_report", "memray_stats_txt", "memray_stats_json"):
+                self.path(role).unlink(missing_ok=True)
             self._notes.append(f"memray statistics could not be written: {exc}")
         artifacts.update(self._render_flamegraphs(capture))
         return ProfileOutcome(kind=self.kind, artifacts=artifacts, notes=tuple(self._notes),
@@ -147,7 +149,7 @@ class MemrayProfiler:
                 else:
                     self._scratch(role).unlink(missing_ok=True)
                     self._notes.append(f"memray flamegraph failed for {self.names[role]}: "
-                                       f"{first_line(stderr)}")
+                                       f"{error_line(stderr)}")
             if not retry:
                 break
             roles = retry

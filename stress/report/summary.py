@@ -17,6 +17,7 @@ from stress.report.tables import (
 )
 from stress.report.text import format_failure_lines
 from stress.results import (
+    MISSING_PROFILE_NOTE,
     NOT_RUN_MESSAGE,
     UNFINISHED_STATUSES,
     Result,
@@ -171,6 +172,11 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
                 lines += ["", "Profiles of this failure (in the results folder):", ""]
                 lines += [f"- {md_cell(label)}: [{md_cell(path)}]({quote(path)})"
                           for label, path in evidence]
+    missing = [(r, note) for r in results for note in r.notes
+               if note.startswith(MISSING_PROFILE_NOTE)]
+    if missing:  # a profile asked for and not written is never silent
+        lines += ["", "## Missing profiles", ""]
+        lines += [f"- {md_cell(r.scenario.name)}: {md_cell(note)}" for r, note in missing]
     if results:
         lines += ["", "_Plots, flamegraphs, leak reports and logs: report.html in the results "
                       "folder._"]
