@@ -113,7 +113,7 @@ def run_child(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
     ``on_sample`` sees each sample of the measured run as it arrives (a progress line).
     """
     # Named after this runner's pid: if it is killed, the next run removes the folder.
-    with teardown.work_dir(scenario.name[:40]) as work:
+    with teardown.work_dir(scenario.name) as work:
         work_dir = Path(work)
         spec = ChildSpec(
             scenario=scenario, target=target, loop=loop,

@@ -48,7 +48,12 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 
 def work_dir(label: str) -> tempfile.TemporaryDirectory[str]:
     """A temporary folder named after this runner's pid, so the next run can reap it."""
-    return tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-{label}-")
+    return tempfile.TemporaryDirectory(prefix=work_dir_prefix(label))
+
+
+def work_dir_prefix(label: str) -> str:
+    """The prefix of a folder the next run reaps if this runner dies (for ``mkdtemp``)."""
+    return f"{WORK_DIR_PREFIX}{os.getpid()}-{label[:40]}-"
 
 
 def _alive(pid: int) -> bool:

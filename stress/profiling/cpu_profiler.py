@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from stress.engine.teardown import work_dir_prefix
 from stress.process import stop_in_stages
 from stress.profiling.base import READY_ENV, ProfileOutcome, finish_safely, first_line
 from stress.profiling.flamegraph_svg import render_flamegraph_svg
@@ -80,13 +81,13 @@ class PySpyProfiler:
     def wrap(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         # py-spy attaches to the running child instead; the child waits for it before its
         # measured run (a quick run could otherwise end before py-spy is there).
-        self._work = Path(tempfile.mkdtemp(prefix=f"stress-pyspy-{self.scenario[:40]}-"))
+        self._work = Path(tempfile.mkdtemp(prefix=work_dir_prefix(f"pyspy-{self.scenario}")))
         return argv, {**env, READY_ENV: str(self._ready)}
 
     def attach(self, pid: int) -> None:
         self._pid = pid
         if self._work is None:  # attach without wrap: no child waits for us
-            self._work = Path(tempfile.mkdtemp(prefix=f"stress-pyspy-{self.scenario[:40]}-"))
+            self._work = Path(tempfile.mkdtemp(prefix=work_dir_prefix(f"pyspy-{self.scenario}")))
         try:
             self._start(pid)
         finally:
