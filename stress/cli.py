@@ -19,6 +19,7 @@ from stress.commands import (
     compare,
     config,
     image,
+    init,
     list_scenarios,
     merge,
     pin,
@@ -51,6 +52,7 @@ COMMANDS: dict[str, Command] = {
     "config": config,
     "image": image,
     "pin": pin,
+    "init": init,
 }
 
 

@@ -17,7 +17,7 @@ from stress.errors import ConfigError, ExitCode, StressError
 from stress.target import Stats
 
 REPO = Path(__file__).resolve().parents[1]
-WORKLOADS = {w.name: w for w in workloads.WORKLOADS}
+WORKLOADS = {w.name: w for w in workloads.workloads()}
 
 
 def row(workload: str, **overrides: object) -> bench.BenchRow:

@@ -79,6 +79,13 @@ def test_timeout_is_worded_as_the_seed() -> None:
                                  "Channel buffer exhaustion without backpressure")
 
 
+def test_a_blocked_loop_found_by_the_stack_dump_comes_first_in_the_diagnosis() -> None:
+    blocked = "event loop blocked in a synchronous call at /app/ui.py:42 (render)"
+    for phase, rest in (("run", judge.DEADLOCK_DIAGNOSIS), ("quit", judge.QUIT_DIAGNOSIS)):
+        failure = judge.timeout_failure(SCENARIOS["short"], 62.3, phase, blocked)
+        assert failure.diagnosis == (blocked, *rest)
+
+
 def test_each_threshold_can_fail() -> None:
     assert kinds("short", tokens_received=10_000, messages_sent=10_000, duration_s=2.0) == \
         ["throughput"]

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import io
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from stress.engine.capped import CappedCopy
+from stress.engine.capped import cap_section
 from stress.errors import ConfigError, ExitCode
 from stress.report import folder
-from stress.report.files import write_file_atomically
+from stress.report.files import open_new_text_file, write_file_atomically
 from stress.report.html import render_html
 from stress.report.junit import render_junit
 from stress.report.summary import render_summary
@@ -95,37 +94,34 @@ def test_other_write_errors_are_not_mistaken_for_a_full_disk(
         folder.write_reports_safely([result(SHORT)], tmp_path)
 
 
-def test_the_capped_copy_keeps_the_start_and_the_end() -> None:
-    read_fd, write_fd = os.pipe()
-    log = io.StringIO()
-    copy = CappedCopy(read_fd, log, head_bytes=1000, tail_bytes=1000)
-    copy.start()
-    with os.fdopen(write_fd, "wb") as pipe:
-        pipe.write(b"first line\n")
+def test_the_log_keeps_the_start_and_the_end_of_a_flood(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.log"
+    with open_new_text_file(path) as log:
+        log.write("# the runner's header\n")
+        log.flush()
+        start = path.stat().st_size
+        log.write("first line\n")
         for i in range(10_000):
-            pipe.write(f"line {i}\n".encode())
-        pipe.write("last line ✓\n".encode())
-    copy.close()
-    text = log.getvalue()
-    assert text.startswith("first line\n")
-    assert text.endswith("last line ✓\n")
-    assert "bytes of the scenario's output cut here" in text
+            log.write(f"line {i}\n")
+        log.write("last line ✓\n")
+        cut = cap_section(log, start, head_bytes=1000, tail_bytes=1000)
+        log.write("the verdict\n")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# the runner's header\nfirst line\n")
+    assert text.endswith("last line ✓\nthe verdict\n")
+    assert f"[... {cut:,} bytes of the scenario's output cut here" in text
     assert len(text) < 2500
-    assert copy.cut_bytes > 80_000
+    assert cut > 80_000
+    for line in text.splitlines():  # no line cut in two
+        assert line.startswith(("#", "first", "line ", "last", "the verdict", "[...")) or not line
 
 
-def test_a_full_disk_under_the_log_still_drains_the_pipe() -> None:
-    class Full(io.StringIO):
-        def write(self, text: str) -> int:
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    read_fd, write_fd = os.pipe()
-    copy = CappedCopy(read_fd, Full())
-    copy.start()
-    with os.fdopen(write_fd, "wb") as pipe:
-        pipe.write(b"x" * 1_000_000)  # more than a pipe holds: blocks unless drained
-    copy.close()
-    assert isinstance(copy.write_error, OSError)
+def test_a_log_under_the_cap_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.log"
+    with open_new_text_file(path) as log:
+        log.write("short\n")
+        assert cap_section(log, 0) == 0
+    assert path.read_text(encoding="utf-8") == "short\n"
 
 
 def interrupted_run() -> list[Result]:

@@ -4,7 +4,8 @@ The parent (stress.engine.supervise) owns the deadlines. This process measures t
 streams :class:`~stress.engine.protocol.Sample` lines to the samples file (so a killed child
 still leaves its counts behind), and writes its :class:`~stress.engine.protocol.ChildFigures`
 to the result file. On SIGUSR1 it dumps the stacks of every thread and every asyncio task to
-stderr (the scenario log) so a hang can be diagnosed before it is killed.
+stderr (the scenario log) so a hang can be diagnosed before it is killed; on SIGUSR2,
+faulthandler's dump of every thread (stress.engine.stacks).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import psutil
 
 from stress.engine.protocol import ChildFigures, ChildSpec, QuitFigures, RunFigures
 from stress.engine.sampler import Sampler, rss_mb
-from stress.engine.stacks import dump_stacks, watch_loop
+from stress.engine.stacks import install_dump_handlers, watch_loop
 from stress.engine.teardown import die_with_parent
 from stress.profiling.base import wait_until_attached
 from stress.scenario import Scenario
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
     level = os.environ.get("STRESS_LOG", "info").upper()
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGUSR1, dump_stacks)
+    install_dump_handlers()  # before the target can replace sys.stderr
     signal.signal(signal.SIGTERM, _request_exit)
 
     process = psutil.Process()

@@ -77,21 +77,26 @@ def metrics_from(run: RunFigures | None, quit: QuitFigures | None = None,
     )
 
 
-def timeout_failure(scenario: Scenario, took_s: float, phase: str) -> Failure:
+def timeout_failure(scenario: Scenario, took_s: float, phase: str,
+                    blocked_loop: str | None = None) -> Failure:
+    """A hang; ``blocked_loop`` is the stack dump's finding that the event loop was not
+    waiting in its selector ("event loop blocked in a synchronous call at FILE:LINE
+    (function)"), named first since it is no guess."""
+    first = (blocked_loop,) if blocked_loop else ()
     if phase == "quit":
         return Failure(
             kind="timeout",
             message=f"Quit was requested under load but run() had not returned "
                     f"after {took_s:.3f}s",
             headline="FAILURE: Possible deadlock detected",
-            diagnosis=QUIT_DIAGNOSIS,
+            diagnosis=(*first, *QUIT_DIAGNOSIS),
         )
     return Failure(
         kind="timeout",
         message=f"Test should complete within timeout ({scenario.timeout_s:g}s), "
                 f"took {took_s:.3f}s",
         headline="FAILURE: Possible deadlock detected",
-        diagnosis=DEADLOCK_DIAGNOSIS,
+        diagnosis=(*first, *DEADLOCK_DIAGNOSIS),
     )
 
 

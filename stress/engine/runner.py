@@ -200,7 +200,7 @@ def _metrics(run: ChildRun) -> Metrics:
 def _judge_run(scenario: Scenario, run: ChildRun, metrics: Metrics) -> _ScenarioOutcome:
     if run.status == "timeout":
         return _ScenarioOutcome(status="timeout", failures=[
-            judge.timeout_failure(scenario, run.elapsed_s, run.phase)])
+            judge.timeout_failure(scenario, run.elapsed_s, run.phase, run.blocked_loop)])
     if run.status == "interrupted":
         return _ScenarioOutcome(status="interrupted",
                                 failures=[judge.interrupted_failure(run.elapsed_s)])
