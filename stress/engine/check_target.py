@@ -26,8 +26,10 @@ LOADED = "stress: the target loads"
 
 
 def main(argv: list[str]) -> int:
+    from stress.engine.teardown import die_with_parent
     from stress.target import load_target
 
+    die_with_parent()  # a runner killed while the target imports leaves no check behind
     if len(argv) != 1:
         print("usage: python -m stress.engine.check_target MODULE:ATTR", file=sys.stderr)
         return BAD
