@@ -83,7 +83,8 @@ class Failure:
     """One failed check, worded as the seed document words it."""
 
     kind: Literal["timeout", "loss", "memory", "throughput", "quit_latency", "crash",
-                  "leak", "streams", "interrupted"]
+                  "leak", "streams", "interrupted",
+                  "setup", "teardown", "leftover", "exit", "pacing"]
     message: str  # e.g. "Message loss too high: 15.43% (sent: 100000, received: 84570)"
     headline: str  # e.g. "FAILURE: Significant message loss under backpressure"
     diagnosis: tuple[str, ...] = ()

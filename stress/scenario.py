@@ -55,6 +55,9 @@ class Scenario:
     error_rate: float = 0.0  # fraction of conversations whose backend fails mid-stream
     timeout_s: float = 60.0
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # Lifecycle (stress.engine.lifecycle, stress.engine.leftovers):
+    warmup_messages: int = 0  # a discarded run of this many tokens per conversation first
+    ignore_tasks: tuple[str, ...] = ()  # fnmatch patterns of library tasks allowed to outlive
 
     @property
     def expected_tokens(self) -> int:
@@ -119,7 +122,10 @@ def build_scenario(data: Mapping[str, Any], *, where: str, exact: bool = False) 
     fields["title"] = title
     for key in INT_FIELDS:
         if key in data:
-            fields[key] = _integer(data[key], 1, f"{where}: key {key!r}")
+            minimum = 0 if key == "warmup_messages" else 1  # no warm-up is the default
+            fields[key] = _integer(data[key], minimum, f"{where}: key {key!r}")
+    if "ignore_tasks" in data:
+        fields["ignore_tasks"] = _patterns(data["ignore_tasks"], f"{where}: key 'ignore_tasks'")
     for key in FLOAT_FIELDS:
         if key in data:
             fields[key] = _number(data[key], 0.0, f"{where}: key {key!r}", exact)
@@ -150,6 +156,14 @@ def build_thresholds(data: object, where: str, *, exact: bool = False) -> Thresh
         raise ScenarioError(f"{where}: key 'thresholds.max_loss_pct' is {loss}; "
                             "expected a percentage from 0 to 100")
     return Thresholds(**values)
+
+
+def _patterns(value: object, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple) \
+            or not all(isinstance(p, str) and p for p in value):
+        raise ScenarioError(f"{what} is {describe(value)}; expected a list of patterns such "
+                            "as [\"sse_starlette.*\"]")
+    return tuple(value)
 
 
 def check_name(name: object, where: str) -> str:

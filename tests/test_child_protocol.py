@@ -91,7 +91,8 @@ def test_an_int_is_a_float_but_a_float_is_no_int() -> None:
     with pytest.raises(ProtocolError, match=r"'tokens_received' is 2\.5 \(float\), expected int"):
         Sample.from_json(json.dumps(line))
     line["tokens_received"], line["phase"] = 2, "warmup"
-    with pytest.raises(ProtocolError, match="'phase' is 'warmup', expected one of start, run"):
+    with pytest.raises(ProtocolError,
+                       match="'phase' is 'warmup', expected one of start, setup, run"):
         Sample.from_json(json.dumps(line))
 
 

@@ -91,7 +91,8 @@ def test_each_threshold_can_fail() -> None:
         ["throughput"]
     assert kinds("rapid", quit_latency_ms=1500.0) == ["quit_latency"]
     assert kinds("rapid", quit_latency_ms=None, quit_note="finished early") == ["quit_latency"]
-    assert kinds("short", pending_after_quit=("<Task pending>",)) == ["quit_latency"]
+    # A task left behind is its own verdict, not a quit latency one.
+    assert kinds("short", pending_after_quit=("<Task pending>",)) == ["leftover"]
     assert kinds("short", streams_completed=0) == ["streams"]
 
 

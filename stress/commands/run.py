@@ -75,6 +75,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-flamegraph-source", action="store_true",
                         help="leave source lines out of memray's flamegraphs "
                              "(memray --confidential-files all)")
+    # The phases around the measured run (stress.engine.lifecycle), each with its deadline.
+    for phase, default in (("setup", 30.0), ("quit", 10.0), ("teardown", 10.0)):
+        parser.add_argument(f"--{phase}-budget", type=float, default=default, metavar="SECONDS",
+                            help=f"how long the target's {phase} may take (default: {default:g})")
+    parser.add_argument("--ignore-task", action="append", default=[], metavar="PATTERN",
+                        help="accept leftover tasks whose coroutine's module.qualname matches "
+                             "(fnmatch, e.g. 'sse_starlette.*'), in every scenario; repeatable")
     add_verbose_flag(parser)
     container_session.add_options(parser)
 
@@ -87,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
     if args.sample_interval <= 0:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
+    for phase in ("setup", "quit", "teardown"):
+        if not getattr(args, f"{phase}_budget") > 0:
+            raise ConfigError(f"--{phase}-budget {getattr(args, f'{phase}_budget')}: "
+                              "expected seconds > 0")
     if args.engine != "host" and (code := container_session.run(args)) is not None:
         return code  # None: --engine auto found no engine, so the run goes on here
     # A SIGTERM before the runner installs its own handler ends the run as a Ctrl-C does:
@@ -121,6 +132,8 @@ def _run_here(args: argparse.Namespace, settings: Settings) -> int:
         cpu_profiler="perf" if args.cpu_profiler == "perf" else "py-spy",
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
         flamegraph_source=not args.no_flamegraph_source,
+        setup_budget_s=args.setup_budget, quit_budget_s=args.quit_budget,
+        teardown_budget_s=args.teardown_budget, ignore_tasks=tuple(args.ignore_task),
     )
     # Imported in a throwaway child: the target's code runs at import, and whatever it does
     # there (raise, sys.exit) is a one-line error rather than the runner's end.

@@ -202,7 +202,7 @@ def threshold_failures(scenario: Scenario, metrics: Metrics,
     pending = quit.pending if quit is not None else ()
     if pending:
         failures.append(Failure(
-            kind="quit_latency",
+            kind="leftover",
             message=f"Tasks left pending after quit: {len(pending)} ({'; '.join(pending[:3])})",
             headline="FAILURE: Quit left tasks running",
             diagnosis=("A task created outside a TaskGroup or without an owner that cancels it",),

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from stress.engine.leftovers import Leftovers
 from stress.errors import EngineError
 from stress.scenario import Scenario, Thresholds
 
 PROTOCOL_VERSION = 1
 
-# The child's phases, in order: starting (interpreter and target import), the measured run,
-# quit under load, done. The samples file says which one the child is in.
-Phase = Literal["start", "run", "quit", "done"]
+# The child's phases, in order: starting (interpreter and target import), the target's setup
+# (and warm-up), the measured run, quit under load, the target's teardown, done. The samples
+# file says which one the child is in.
+Phase = Literal["start", "setup", "run", "quit", "teardown", "done"]
 PHASES: tuple[Phase, ...] = get_args(Phase)
 Loop = Literal["asyncio", "uvloop"]
 LOOPS: tuple[Loop, ...] = get_args(Loop)
@@ -90,8 +92,11 @@ def scenario_from_dict(data: object) -> Scenario:
     if not isinstance(data, dict):
         raise ProtocolError("spec: 'scenario' is not an object")
     thresholds = _take(data, "thresholds", dict, "spec.scenario")
-    fields = _typed_fields(Scenario, data, "spec.scenario", skip=("thresholds",))
-    return Scenario(**fields, thresholds=Thresholds(
+    ignore = _take(data, "ignore_tasks", list, "spec.scenario")
+    if not all(isinstance(p, str) for p in ignore):
+        raise ProtocolError("spec.scenario: 'ignore_tasks' must be a list of strings")
+    fields = _typed_fields(Scenario, data, "spec.scenario", skip=("thresholds", "ignore_tasks"))
+    return Scenario(**fields, ignore_tasks=tuple(ignore), thresholds=Thresholds(
         **_typed_fields(Thresholds, thresholds, "spec.scenario.thresholds")))
 
 
@@ -188,6 +193,9 @@ class ChildFigures:
     run: RunFigures | None = None
     quit: QuitFigures | None = None
     error: str | None = None  # "ValueError: ..." when the target raised
+    setup_error: str | None = None  # setup (or warm-up) raised: nothing was measured
+    teardown_error: str | None = None  # teardown raised, after the figures above
+    leftovers: tuple[Leftovers, ...] = ()  # what was still alive at each checkpoint
 
     @property
     def finished(self) -> bool:
@@ -199,7 +207,9 @@ class ChildFigures:
         return json.dumps({
             "version": PROTOCOL_VERSION,
             "run": None if self.run is None else dataclasses.asdict(self.run),
-            "quit": quit_, "error": self.error,
+            "quit": quit_, "error": self.error, "setup_error": self.setup_error,
+            "teardown_error": self.teardown_error,
+            "leftovers": [record.to_dict() for record in self.leftovers],
         })
 
     @classmethod
@@ -212,6 +222,10 @@ class ChildFigures:
                                                                     "figures.run")),
             quit=None if quit_ is None else _quit_from(quit_),
             error=_take(data, "error", (str, _NONE), "figures"),
+            setup_error=_take(data, "setup_error", (str, _NONE), "figures"),
+            teardown_error=_take(data, "teardown_error", (str, _NONE), "figures"),
+            leftovers=tuple(Leftovers.from_dict(record)
+                            for record in _take(data, "leftovers", list, "figures")),
         )
 
 

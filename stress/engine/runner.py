@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from stress.engine import judge
+from stress.engine import judge, lifecycle
 from stress.engine.environment import environment
 from stress.engine.options import ProfileKind, RunOptions
 from stress.engine.protocol import Sample
@@ -145,6 +145,7 @@ def log_name(scenario_name: str) -> str:
 
 def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop: StopRequest,
                  progress: ProgressLine | None = None) -> Result:
+    scenario = lifecycle.with_ignored_tasks(scenario, options.ignore_tasks)
     name = log_name(scenario.name)
     # Created afresh, never through a link planted in the folder.
     with open_new_text_file(options.out_dir / name) as log_file:
@@ -161,7 +162,9 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
             progress.clear()
         chosen = median_run(runs)
         metrics = _metrics(chosen)
-        outcome = _judge_run(scenario, chosen, metrics)
+        verdict = lifecycle.judge_phases(scenario, chosen, metrics)
+        outcome = _ScenarioOutcome(status=verdict.status, failures=verdict.failures,
+                                   notes=verdict.notes)
         outcome.artifacts["log"] = name
         if len(runs) > 1:
             figures = ", ".join(f"{run_throughput(r):.0f}" for r in runs if r.status == "ok")
@@ -183,36 +186,22 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         interrupted = stop.requested
     if outcome.leaked_mb is not None:
         metrics = dataclasses.replace(metrics, leaked_mb=outcome.leaked_mb)
+    # A hang after the measured run (quit, teardown, exit) keeps the measured run's verdicts.
+    judged_as: Status = "failed" if verdict.measured else outcome.status
     return Result(
-        scenario=scenario, status=outcome.status, metrics=metrics,
+        scenario=verdict.scenario, status=outcome.status, metrics=metrics,
         failures=tuple(outcome.failures), samples=_series(chosen.samples), environment=env,
         artifacts=outcome.artifacts, notes=tuple(outcome.notes), repeats=len(runs),
-        checks=threshold_checks(scenario, metrics, outcome.status), interrupted=interrupted,
+        checks=threshold_checks(verdict.scenario, metrics, judged_as), interrupted=interrupted,
     )
 
 
 def _metrics(run: ChildRun) -> Metrics:
     figures = run.figures
+    # Only a sample of the measured run stands for it (not one of setup or quit under load).
+    last_run = next((s for s in reversed(run.samples) if s.phase == "run"), None)
     return judge.metrics_from(figures.run if figures else None, figures.quit if figures else None,
-                              run.last_sample, run.elapsed_s)
-
-
-def _judge_run(scenario: Scenario, run: ChildRun, metrics: Metrics) -> _ScenarioOutcome:
-    if run.status == "timeout":
-        return _ScenarioOutcome(status="timeout", failures=[
-            judge.timeout_failure(scenario, run.elapsed_s, run.phase, run.blocked_loop)])
-    if run.status == "interrupted":
-        return _ScenarioOutcome(status="interrupted",
-                                failures=[judge.interrupted_failure(run.elapsed_s)])
-    if run.status == "crashed":
-        error = run.figures.error if run.figures is not None else None
-        return _ScenarioOutcome(status="crashed", failures=[
-            judge.crash_failure(run.returncode or 0, error)])
-    quit_ = run.figures.quit if run.figures is not None else None
-    failures = judge.threshold_failures(scenario, metrics, quit_)
-    notes = [quit_.note] if quit_ is not None and quit_.note else []
-    return _ScenarioOutcome(status="failed" if failures else "passed", failures=failures,
-                            notes=notes)
+                              last_run, run.elapsed_s)
 
 
 def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,

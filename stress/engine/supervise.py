@@ -181,8 +181,9 @@ def _supervise(proc: subprocess.Popen[bytes], reader: SampleReader, *, deadlines
     """Wait for the child, enforcing each phase's deadline. Returns (status, phase, elapsed)."""
     phase: Phase = "start"
     phase_started = time.monotonic()
-    budgets: dict[Phase, float] = {"start": deadlines.startup_s, "run": deadlines.run_s,
-                                   "quit": deadlines.quit_s}
+    budgets: dict[Phase, float] = {"start": deadlines.startup_s, "setup": deadlines.setup_s,
+                                   "run": deadlines.run_s, "quit": deadlines.quit_s,
+                                   "teardown": deadlines.teardown_s}
     while True:
         exited = proc.poll() is not None
         for sample in reader.poll():
