@@ -157,3 +157,38 @@ def test_a_missing_profile_is_listed_in_the_summary() -> None:
         f"{MISSING_PROFILE_NOTE} cpu: py-spy could not attach",))
     assert "## Missing profiles" in render_summary([noted])
     assert "## Missing profiles" not in render_summary([result(SHORT)])
+
+
+def test_profiles_replace_a_planted_link_instead_of_writing_through_it(tmp_path: Path) -> None:
+    from stress.profiling.cpu_profiler import write_cpu_artifacts
+    from stress.profiling.stacks import Frame, SampledStacks
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("s-cpu-flamegraph.svg", "s-cpu-speedscope.json"):
+        (out / name).symlink_to(victim)
+    stacks = SampledStacks()
+    stacks.thread("MainThread").add((stacks.frame_id(Frame("main", "/app.py", 1)),), 0.01)
+    artifacts = write_cpu_artifacts(stacks, out_dir=out, scenario="s", recorder="test")
+    assert victim.read_text(encoding="utf-8") == "precious"
+    for name in artifacts.values():
+        assert not (out / name).is_symlink()
+        assert (out / name).stat().st_size > 0
+
+
+def test_memray_flamegraphs_can_leave_the_source_out(tmp_path: Path) -> None:
+    from stress.profiling import make_profiler
+    from stress.profiling.memray_profiler import MemrayProfiler
+
+    for source_lines, expected in ((True, []), (False, ["--confidential-files", "all"])):
+        profiler = make_profiler("memory", out_dir=tmp_path, scenario="s",
+                                 source_lines=source_lines)
+        assert isinstance(profiler, MemrayProfiler)
+        proc = profiler._start_render(tmp_path / "missing.bin", "memray_flamegraph", [],
+                                      no_web=True)
+        proc.communicate()
+        argv = [str(a) for a in proc.args]  # type: ignore[union-attr]
+        flags = argv[argv.index("flamegraph") + 1:argv.index("--force")]
+        assert [f for f in flags if f != "--no-web"] == expected
