@@ -11,9 +11,15 @@ from stress.scenario import Scenario
 
 RESULTS_VERSION = 1
 
-Status = Literal["passed", "failed", "timeout", "crashed", "interrupted"]
+# "not_run": the run was interrupted before this scenario started; it has no figures at all.
+Status = Literal["passed", "failed", "timeout", "crashed", "interrupted", "not_run"]
 # The statuses of a scenario that did not run to its end: its figures are not a measurement.
-UNFINISHED_STATUSES: frozenset[Status] = frozenset({"timeout", "crashed", "interrupted"})
+UNFINISHED_STATUSES: frozenset[Status] = frozenset({"timeout", "crashed", "interrupted",
+                                                    "not_run"})
+NOT_RUN_MESSAGE = "not run (interrupted)"
+# The start of the note a profile that was asked for and not written leaves (summary.md lists
+# these notes on their own).
+MISSING_PROFILE_NOTE = "Missing profile:"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +122,9 @@ class Result:
     checks: tuple[Check, ...] = ()  # every threshold of the scenario with its verdict
     # Token latency histogram of the measured run: (bucket upper bound in ms, tokens), for plots.
     latency_histogram: tuple[tuple[float, int], ...] = ()
+    # A SIGINT/SIGTERM stopped the run while this scenario was handled (its measured run, or a
+    # profiling run after it: then its verdict stands, but the run as a whole was interrupted).
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
@@ -147,6 +156,7 @@ class Result:
             checks=tuple(Check(**c) for c in data.get("checks", ())),
             latency_histogram=tuple((float(ms), int(n))
                                     for ms, n in data.get("latency_histogram", ())),
+            interrupted=bool(data.get("interrupted", False)),
         )
 
 
@@ -243,9 +253,22 @@ def measured_throughput(result: Result) -> float | None:
     return m.throughput
 
 
+def not_run_result(scenario: Scenario, environment: Environment | None = None) -> Result:
+    """The Result of a scenario an interrupt kept from starting."""
+    return Result(scenario=scenario, status="not_run", metrics=Metrics(), environment=environment,
+                  failures=(Failure(kind="interrupted", message=NOT_RUN_MESSAGE,
+                                    headline="FAILURE: Scenario not run: the run was "
+                                             "interrupted before it started"),),
+                  interrupted=True)
+
+
+def was_interrupted(results: list[Result]) -> bool:
+    return any(r.interrupted or r.status in ("interrupted", "not_run") for r in results)
+
+
 def overall_exit_code(results: list[Result]) -> ExitCode:
-    """The run's exit code: a crash or hang outranks a failed threshold."""
-    if any(r.status in UNFINISHED_STATUSES for r in results):
+    """The run's exit code: an interrupt, crash or hang outranks a failed threshold."""
+    if was_interrupted(results) or any(r.status in UNFINISHED_STATUSES for r in results):
         return ExitCode.CRASHED_OR_HUNG
     if any(not r.passed for r in results):
         return ExitCode.THRESHOLD_FAILED

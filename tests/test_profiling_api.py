@@ -23,7 +23,7 @@ from stress.profiling import (
     make_profiler,
     parse_profile_kinds,
 )
-from stress.profiling.base import finish_safely, short_path
+from stress.profiling.base import READY_ENV, finish_safely, short_path
 from stress.profiling.cpu_profiler import PySpyProfiler
 from stress.profiling.flamegraph_svg import render_flamegraph_svg
 from stress.profiling.memray_profiler import MemrayProfiler
@@ -80,19 +80,28 @@ def test_memray_wraps_module_and_script_runs(tmp_path: Path) -> None:
     stale.write_bytes(b"from an earlier run")
     argv, env = profiler.wrap([sys.executable, "-m", "stress.engine.child", "spec.json"],
                               {"A": "1"})
+    # memray writes to a fresh hidden name beside the capture's (renamed into place after the
+    # run), never through a link that may be planted at the capture's own name.
+    scratch = argv[8]
     assert argv == [sys.executable, "-m", "memray", "run", "--aggregate", "--quiet", "--force",
-                    "--output", str(stale), "-m", "stress.engine.child", "spec.json"]
+                    "--output", scratch, "-m", "stress.engine.child", "spec.json"]
+    assert Path(scratch).parent == tmp_path
+    assert Path(scratch).name.startswith(".short-memray.bin.")
     assert env == {"A": "1", "PYTHONMALLOC": "malloc"}
     assert not stale.exists(), "a stale capture must not pass for this run's"
     argv, _ = profiler.wrap([sys.executable, "script.py", "--flag"], {})
     assert argv[-2:] == ["script.py", "--flag"]
-    assert argv[-3] == str(stale)
+    assert argv[-3] == scratch
 
 
-def test_py_spy_leaves_the_command_alone(tmp_path: Path) -> None:
+def test_py_spy_leaves_the_command_alone_and_makes_the_child_wait(tmp_path: Path) -> None:
     profiler = PySpyProfiler(out_dir=tmp_path, scenario="s")
     argv = [sys.executable, "-m", "stress.engine.child", "x"]
-    assert profiler.wrap(argv, {"A": "1"}) == (argv, {"A": "1"})
+    wrapped, env = profiler.wrap(argv, {"A": "1"})
+    assert wrapped == argv
+    assert env["A"] == "1"
+    assert env[READY_ENV], "the child waits until py-spy samples it"
+    profiler.finish(timed_out=False)
 
 
 def test_missing_py_spy_is_a_note_not_an_error(tmp_path: Path) -> None:
@@ -248,8 +257,8 @@ def test_staged_stop_lets_a_recorder_finish_on_sigint() -> None:
 
 def test_an_unreadable_capture_is_a_note(tmp_path: Path) -> None:
     profiler = MemrayProfiler(out_dir=tmp_path, scenario="s")
-    profiler.wrap([sys.executable, "-m", "stress.engine.child", "spec.json"], {})
-    (tmp_path / "s-memray.bin").write_bytes(b"not a memray capture" * 100)
+    argv, _ = profiler.wrap([sys.executable, "-m", "stress.engine.child", "spec.json"], {})
+    Path(argv[argv.index("--output") + 1]).write_bytes(b"not a memray capture" * 100)
     outcome = profiler.finish(timed_out=True)
     assert outcome.artifacts == {"memray_capture": "s-memray.bin"}
     assert outcome.leaked_mb is None

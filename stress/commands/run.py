@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import logging
+import os
 import shutil
+import signal
 import tempfile
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from stress.commands.common import (
@@ -23,12 +28,21 @@ from stress.console import Progress, annotate_error, group
 from stress.container import session as container_session
 from stress.engine.options import RunOptions
 from stress.errors import ConfigError
-from stress.results import Result, overall_exit_code
+from stress.results import (
+    NOT_RUN_MESSAGE,
+    Result,
+    not_run_result,
+    overall_exit_code,
+    was_interrupted,
+)
 from stress.scenario import Scenario
-from stress.target import DEFAULT_TARGET, load_target
+from stress.target import DEFAULT_TARGET
 
 if TYPE_CHECKING:
+    from stress.engine.supervise import StopRequest
     from stress.settings import Settings
+
+log = logging.getLogger("stress.commands.run")
 
 HELP = "run stress scenarios and write logs, results.json, junit.xml, summary.md, report.html"
 
@@ -58,6 +72,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="results.json or log whose throughputs report.html shows beside")
     parser.add_argument("--sample-interval", type=float, default=0.1, metavar="SECONDS",
                         help="how often RSS and counts are sampled (default: 0.1)")
+    parser.add_argument("--no-flamegraph-source", action="store_true",
+                        help="leave source lines out of memray's flamegraphs "
+                             "(memray --confidential-files all)")
     # The phases around the measured run (stress.engine.lifecycle), each with its deadline.
     for phase, default in (("setup", 30.0), ("quit", 10.0), ("teardown", 10.0)):
         parser.add_argument(f"--{phase}-budget", type=float, default=default, metavar="SECONDS",
@@ -70,11 +87,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stress.engine.runner import run_scenarios
-    from stress.profiling import parse_profile_kinds
-    from stress.report import load_baseline, write_reports
-    from stress.report.text import format_block
-
     start_logging(args)
     settings = apply_settings(args)
     check_scale(args.scale)
@@ -88,8 +100,29 @@ def run(args: argparse.Namespace) -> int:
                               "expected seconds > 0")
     if args.engine != "host" and (code := container_session.run(args)) is not None:
         return code  # None: --engine auto found no engine, so the run goes on here
+    # A SIGTERM before the runner installs its own handler ends the run as a Ctrl-C does:
+    # one line and exit 4 (stress.cli), never the default silent death.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _run_here(args, settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_here(args: argparse.Namespace, settings: Settings) -> int:
+    from stress.engine.check_target import check_target
+    from stress.engine.runner import run_scenarios
+    from stress.engine.supervise import StopRequest
+    from stress.engine.teardown import reap_stale_work_dirs
+    from stress.profiling import parse_profile_kinds
+    from stress.report import load_baseline
+    from stress.report.folder import claim, remove_stale_files
+
     check_loops([args.loop])
-    load_target(args.target)  # fail here, once, rather than in every child
     scenarios = settings.chosen_scenarios()
     baseline = load_baseline(args.baseline) if args.baseline else None
     options = RunOptions(
@@ -98,36 +131,81 @@ def run(args: argparse.Namespace) -> int:
         profile=parse_profile_kinds(args.profile),
         cpu_profiler="perf" if args.cpu_profiler == "perf" else "py-spy",
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
+        flamegraph_source=not args.no_flamegraph_source,
         setup_budget_s=args.setup_budget, quit_budget_s=args.quit_budget,
         teardown_budget_s=args.teardown_budget, ignore_tasks=tuple(args.ignore_task),
     )
+    # Imported in a throwaway child: the target's code runs at import, and whatever it does
+    # there (raise, sys.exit) is a one-line error rather than the runner's end.
+    check_target(args.target)
+    with claim(args.out):  # writable, and no other run writing into it
+        remove_stale_files(args.out, [s.name for s in scenarios])
+        reap_stale_work_dirs()
+        return _run_claimed(args, scenarios, options, baseline=baseline, stop=StopRequest(),
+                            run_scenarios=run_scenarios)
+
+
+def _run_claimed(args: argparse.Namespace, scenarios: list[Scenario], options: RunOptions, *,
+                 baseline: list[Result] | None, stop: StopRequest,
+                 run_scenarios: Callable[..., list[Result]]) -> int:
+    from stress.report.folder import write_reports_safely
+    from stress.report.summary import verdict_line
+    from stress.report.text import format_block
+
     results: list[Result] = []
 
     def on_result(result: Result) -> None:
         """Print and log the scenario's block, annotate its failures, rewrite the reports."""
-        block = format_block(result)
-        with (args.out / result.artifacts["log"]).open("a", encoding="utf-8") as log_file:
-            log_file.write("\n" + block + "\n")
-        print(block, flush=True)
-        for failure in result.failures:
-            annotate_error(f"stress: {result.scenario.name}",
-                           f"{failure.message} — {failure.headline}")
+        if result.status == "not_run":
+            print(f"scenario {result.scenario.name}: {NOT_RUN_MESSAGE}", flush=True)
+        else:
+            block = format_block(result)
+            _append_to_log(args.out, result, block)
+            print(block, flush=True)
+            for failure in result.failures:
+                annotate_error(f"stress: {result.scenario.name}",
+                               f"{failure.message} — {failure.headline}")
         results.append(result)
-        write_reports(results, args.out, baseline=baseline, final=False)
+        results[:] = write_reports_safely(results, args.out, baseline=baseline, final=False)
 
     def section(scenario: Scenario) -> AbstractContextManager[None]:
         return group(f"scenario {scenario.name}: {scenario.title}")
 
     try:
-        run_scenarios(scenarios, options, on_result, section=section, progress=Progress)
+        run_scenarios(scenarios, options, on_result, section=section, progress=Progress,
+                      stop=stop)
+    except KeyboardInterrupt:
+        stop.requested = True  # between two scenarios, outside the runner's own handler
     finally:
+        if stop.requested:  # every scenario is listed: those not reached as not run
+            done = {r.scenario.name for r in results}
+            results += [not_run_result(s, next((r.environment for r in results), None))
+                        for s in scenarios if s.name not in done]
         # Also after an error: the scenarios that finished keep their reports.
-        write_reports(results, args.out, baseline=baseline, final=True)
+        results[:] = write_reports_safely(results, args.out, baseline=baseline, final=True)
     code = overall_exit_code(results)
-    print(f"{len(results)} scenario(s): "
-          f"{sum(r.passed for r in results)} passed, {sum(not r.passed for r in results)} failed; "
-          f"results in {args.out}/ (exit {int(code)})")
+    counts = (f"{sum(r.passed for r in results)} passed, "
+              f"{sum(not r.passed and r.status != 'not_run' for r in results)} failed")
+    if was_interrupted(results):
+        print(f"{verdict_line(results).removeprefix('# ')}; {counts}; results in {args.out}/",
+              flush=True)
+    else:
+        print(f"{len(results)} scenario(s): {counts}; results in {args.out}/ (exit {int(code)})")
     return int(code)
+
+
+def _append_to_log(out: Path, result: Result, block: str) -> None:
+    """The scenario's text block at the end of its log (not through a link planted there)."""
+    name = result.artifacts.get("log")
+    if not name:
+        return
+    path = out / name
+    try:
+        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(path, flags), "a", encoding="utf-8") as log_file:
+            log_file.write("\n" + block + "\n")
+    except OSError as exc:  # the block is in every report as well
+        log.warning("could not append the result to %s: %s", path, exc)
 
 
 def apply_settings(args: argparse.Namespace) -> Settings:

@@ -42,6 +42,8 @@ from stress.engine.lifecycle import Lifecycle, SetupFailed, describe_error, warm
 from stress.engine.protocol import ChildFigures, ChildSpec, QuitFigures, RunFigures
 from stress.engine.sampler import Sampler, rss_mb
 from stress.engine.stacks import install_dump_handlers, watch_loop
+from stress.engine.teardown import die_with_parent
+from stress.profiling.base import wait_until_attached
 from stress.scenario import Scenario
 from stress.target import Stats, Target, load_target
 
@@ -221,6 +223,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m stress.engine.child SPEC.json", file=sys.stderr)
         return 2
+    die_with_parent()  # also below a wrapper (perf): a killed runner leaves no child behind
     spec = ChildSpec.from_json(Path(argv[0]).read_text(encoding="utf-8"))
     level = os.environ.get("STRESS_LOG", "info").upper()
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
@@ -233,6 +236,7 @@ def main(argv: list[str]) -> int:
     sampler = Sampler(spec.samples_path, spec.sample_interval_s)
     try:
         target = load_target(spec.target)()
+        wait_until_attached()  # a profiler attaching from outside (py-spy) is there first
         sampler.start()
         figures = _run_loop(spec, target, sampler, process)
     except KeyboardInterrupt:

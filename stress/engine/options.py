@@ -37,6 +37,7 @@ class RunOptions:
     cpu_profiler: CpuProfiler = "py-spy"
     evidence: bool = True  # profile a failed scenario once more when no profile was asked
     sample_interval_s: float = 0.1
+    flamegraph_source: bool = True  # False: memray's flamegraphs carry no source lines
     startup_budget_s: float = 30.0  # interpreter start and target import
     quit_budget_s: float = 10.0  # how long run() may take to return after quit is set
     setup_budget_s: float = 30.0  # the target's setup() and warm-up

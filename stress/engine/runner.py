@@ -21,7 +21,17 @@ from stress.engine.environment import environment
 from stress.engine.options import ProfileKind, RunOptions
 from stress.engine.protocol import Sample
 from stress.engine.supervise import ChildRun, StopRequest, run_child
-from stress.results import Environment, Failure, Metrics, Result, Status, threshold_checks
+from stress.report.files import bounded_name, open_new_text_file
+from stress.results import (
+    MISSING_PROFILE_NOTE,
+    Environment,
+    Failure,
+    Metrics,
+    Result,
+    Status,
+    not_run_result,
+    threshold_checks,
+)
 from stress.results import Sample as SeriesPoint
 from stress.scenario import Scenario
 from stress.stats import median_index, throughput
@@ -96,6 +106,7 @@ class _ScenarioOutcome:
     notes: list[str] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)
     leaked_mb: float | None = None
+    profiled: list[ProfileKind] = field(default_factory=list)  # the profiled runs done
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,7 +126,8 @@ class _Context:
 
             profiler = make_profiler(kind, out_dir=self.options.out_dir,
                                      scenario=self.scenario.name,
-                                     cpu_profiler=self.options.cpu_profiler)
+                                     cpu_profiler=self.options.cpu_profiler,
+                                     source_lines=self.options.flamegraph_source)
 
         def on_sample(sample: Sample) -> None:
             if progress is not None:
@@ -127,11 +139,16 @@ class _Context:
                          sample_interval_s=self.options.sample_interval_s, on_sample=on_sample)
 
 
+def log_name(scenario_name: str) -> str:
+    return bounded_name(f"stress-test-{scenario_name}", ".log")
+
+
 def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop: StopRequest,
                  progress: ProgressLine | None = None) -> Result:
     scenario = lifecycle.with_ignored_tasks(scenario, options.ignore_tasks)
-    log_name = f"stress-test-{scenario.name}.log"
-    with (options.out_dir / log_name).open("w", encoding="utf-8") as log_file:
+    name = log_name(scenario.name)
+    # Created afresh, never through a link planted in the folder.
+    with open_new_text_file(options.out_dir / name) as log_file:
         log_file.write(f"# scenario {scenario.name} ({scenario.title}), target {options.target}, "
                        f"started {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
         log_file.flush()
@@ -139,7 +156,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         runs: list[ChildRun] = []
         for _ in range(options.repeat):
             runs.append(context.run(timeout_s=scenario.timeout_s, progress=progress))
-            if runs[-1].status != "ok":
+            if runs[-1].status != "ok" or stop.requested:
                 break
         if progress is not None:
             progress.clear()
@@ -149,19 +166,25 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         outcome = _ScenarioOutcome(status=verdict.status, failures=verdict.failures,
                                    notes=verdict.notes)
         outcome.notes.extend(judge.run_notes(scenario, metrics))
-        outcome.artifacts["log"] = log_name
+        outcome.artifacts["log"] = name
         if len(runs) > 1:
             figures = ", ".join(f"{run_throughput(r):.0f}" for r in runs if r.status == "ok")
             outcome.notes.append(f"Median of {len(runs)} runs; throughputs: {figures} tokens/sec")
         plan = evidence_plan(scenario, options, outcome.status)
-        for kind in plan.kinds:
-            if stop.requested:
-                break
-            _profiled_run(kind, context, measured=chosen, measured_throughput=metrics.throughput,
-                          outcome=outcome)
-        if plan.cpu_if_leak_found and not stop.requested and outcome.status in EVIDENCE_STATUSES:
-            _profiled_run("cpu", context, measured=chosen, measured_throughput=metrics.throughput,
-                          outcome=outcome)
+        kinds = list(plan.kinds)
+        interrupted = stop.requested
+        while kinds and not stop.requested:
+            _profiled_run(kinds.pop(0), context, measured=chosen,
+                          measured_throughput=metrics.throughput, outcome=outcome)
+            if (not kinds and plan.cpu_if_leak_found and outcome.status in EVIDENCE_STATUSES
+                    and "cpu" not in outcome.profiled):
+                kinds.append("cpu")
+        if stop.requested and not interrupted:
+            # The measured figures are complete and keep their verdict; the profiles are not.
+            left = ", ".join(kinds)
+            outcome.notes.append("Interrupted during profiling: the last profile covers the run "
+                                 "until then" + (f"; not profiled: {left}" if left else ""))
+        interrupted = stop.requested
     if outcome.leaked_mb is not None:
         metrics = dataclasses.replace(metrics, leaked_mb=outcome.leaked_mb)
     # A hang after the measured run (quit, teardown, exit) keeps the measured run's verdicts.
@@ -170,7 +193,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         scenario=verdict.scenario, status=outcome.status, metrics=metrics,
         failures=tuple(outcome.failures), samples=_series(chosen.samples), environment=env,
         artifacts=outcome.artifacts, notes=tuple(outcome.notes), repeats=len(runs),
-        checks=threshold_checks(verdict.scenario, metrics, judged_as),
+        checks=threshold_checks(verdict.scenario, metrics, judged_as), interrupted=interrupted,
         latency_histogram=_histogram(chosen),
     )
 
@@ -200,11 +223,18 @@ def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,
         else scenario.timeout_s * 3
     context.log_file.write(f"\n--- profiling run: {kind} (figures below are not judged) ---\n")
     context.log_file.flush()
+    outcome.profiled.append(kind)
     run = context.run(timeout_s=timeout_s, measure_quit=False, kind=kind)
     profile = run.profile
     assert profile is not None  # a profiler was attached
+    if profile.tool_output.strip():  # the profiler's own words: why a profile is missing
+        context.log_file.write(f"--- {kind} profiler output ---\n{profile.tool_output.rstrip()}\n")
     outcome.artifacts.update(profile.artifacts)
-    outcome.notes.extend(profile.notes)
+    if profile.artifacts:
+        outcome.notes.extend(profile.notes)
+    else:  # asked for and not there: never silent, in every report
+        reason = "; ".join(profile.notes) or "the profiler gave no reason; see the scenario log"
+        outcome.notes.append(f"{MISSING_PROFILE_NOTE} {kind}: {reason}")
     # No profile, no overhead worth quoting (e.g. perf missing: the run was not profiled).
     if run.status == "ok" and measured_throughput > 0 and profile.artifacts:
         profiled = run_throughput(run)
@@ -230,24 +260,27 @@ def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,
 def run_scenarios(scenarios: list[Scenario], options: RunOptions,
                   on_result: Callable[[Result], None], *,
                   section: Callable[[Scenario], AbstractContextManager[object]] | None = None,
-                  progress: Callable[[], ProgressLine] | None = None) -> list[Result]:
+                  progress: Callable[[], ProgressLine] | None = None,
+                  stop: StopRequest | None = None) -> list[Result]:
     """Run each scenario in turn, handing each Result to ``on_result`` as soon as it is known.
 
     ``section`` wraps each scenario's run (e.g. a CI log group); ``progress`` makes each
-    scenario's progress line. A SIGINT or SIGTERM stops the current child and the run.
+    scenario's progress line. A SIGINT or SIGTERM stops the current child (a profiled one
+    too) and the run: every scenario after it gets a "not_run" Result, so none goes missing.
     """
     options.out_dir.mkdir(parents=True, exist_ok=True)
     env = environment(target=options.target, loop=options.loop)
-    stop = StopRequest()
+    stop = StopRequest() if stop is None else stop
     results: list[Result] = []
     with stop.installed():
         for scenario in scenarios:
             if stop.requested:
-                break
-            with section(scenario) if section is not None else nullcontext():
-                result = _run_one_safely(scenario, options, env, stop, progress)
-                results.append(result)
-                on_result(result)
+                result = not_run_result(scenario, env)  # listed, so none is dropped silently
+            else:
+                with section(scenario) if section is not None else nullcontext():
+                    result = _run_one_safely(scenario, options, env, stop, progress)
+            results.append(result)
+            on_result(result)
     return results
 
 
@@ -263,5 +296,5 @@ def _run_one_safely(scenario: Scenario, options: RunOptions, env: Environment,
             scenario=scenario, status="crashed", metrics=judge.metrics_from(None),
             failures=(judge.crash_failure(1, f"an internal error in the runner: "
                                              f"{type(exc).__name__}: {exc}"),),
-            environment=env, artifacts={"log": f"stress-test-{scenario.name}.log"},
+            environment=env, artifacts={"log": log_name(scenario.name)}, interrupted=stop.requested,
         )

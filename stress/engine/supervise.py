@@ -9,11 +9,11 @@ goes unanswered), then the staged stop (SIGTERM to its process group, then SIGKI
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import psutil
 
-from stress.engine import stacks
+from stress.engine import stacks, teardown
+from stress.engine.capped import cap_section
 from stress.engine.options import Deadlines
 from stress.engine.protocol import ChildFigures, ChildSpec, Loop, Phase, ProtocolError, Sample
 from stress.process import child_environment, stop_in_stages
@@ -119,7 +120,8 @@ def run_child(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
 
     ``on_sample`` sees each sample of the measured run as it arrives (a progress line).
     """
-    with tempfile.TemporaryDirectory(prefix=f"stress-{scenario.name}-") as work:
+    # Named after this runner's pid: if it is killed, the next run removes the folder.
+    with teardown.work_dir(scenario.name) as work:
         work_dir = Path(work)
         spec = ChildSpec(
             scenario=scenario, target=target, loop=loop,
@@ -129,14 +131,17 @@ def run_child(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
         spec_path = work_dir / "spec.json"
         spec_path.write_text(spec.to_json(), encoding="utf-8")
         argv = [sys.executable, "-m", CHILD_MODULE, str(spec_path)]
-        env = child_environment(extra={"PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
+        env = child_environment(extra={"PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1",
+                                       teardown.RUNNER_PID_ENV: str(os.getpid())})
         if profiler is not None:
             argv, env = profiler.wrap(argv, env)
         log_file.write(f"$ {' '.join(argv)}\n")
         log_file.flush()
         started = time.monotonic()
         # A session of its own: a Ctrl-C on the terminal reaches the parent, which stops
-        # the child in stages, instead of killing the child mid-write.
+        # the child in stages, instead of killing the child mid-write. The child asks for
+        # SIGKILL when this process dies (engine/teardown.py, at its start).
+        log_start = os.fstat(log_file.fileno()).st_size
         proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
         if profiler is not None:
@@ -148,6 +153,7 @@ def run_child(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
         if status in ("timeout", "interrupted"):
             stop_in_stages(proc, terminate_wait_s=deadlines.stop_grace_s, group=True)
         returncode = proc.wait()
+        cap_section(log_file, log_start)  # a flooding target's output, cut in the middle
         wall_s = time.monotonic() - started
         outcome = profiler.finish(timed_out=status == "timeout") if profiler else None
         reader.poll()

@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 
-
 def parse_profile_kinds(text: str) -> tuple[ProfileKind, ...]:
     """``"memory,cpu"`` -> ``("memory", "cpu")``; ``""`` -> ``()``. Order kept, repeats dropped."""
     kinds: list[ProfileKind] = []
@@ -51,11 +50,12 @@ def parse_profile_kinds(text: str) -> tuple[ProfileKind, ...]:
 
 
 def make_profiler(kind: str, *, out_dir: Path, scenario: str,
-                  cpu_profiler: CpuProfiler | str = "py-spy") -> Profiler:
+                  cpu_profiler: CpuProfiler | str = "py-spy",
+                  source_lines: bool = True) -> Profiler:
     if kind == "memory":
         from stress.profiling.memray_profiler import MemrayProfiler
 
-        return MemrayProfiler(out_dir=out_dir, scenario=scenario)
+        return MemrayProfiler(out_dir=out_dir, scenario=scenario, source_lines=source_lines)
     if kind == "cpu":
         if cpu_profiler == "py-spy":
             from stress.profiling.cpu_profiler import PySpyProfiler

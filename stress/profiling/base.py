@@ -25,6 +25,28 @@ class ProfileOutcome:
     notes: tuple[str, ...] = ()  # one line each, e.g. why a profiler could not attach
     leaked_mb: float | None = None  # memory: bytes still allocated at exit, in MB
     leak_report: str | None = None  # memory: plain text for the scenario log and failures
+    # The profiler's own output (py-spy's messages, memray's render errors), for the scenario
+    # log: the reason a profile is missing is there.
+    tool_output: str = ""
+
+
+# The scenario child waits, before its measured run, until the file this variable names exists:
+# a profiler that attaches from outside (py-spy) creates it once it samples, so a quick run is
+# not over before the profiler is there.
+READY_ENV = "STRESS_PROFILER_READY"
+READY_WAIT_S = 15.0
+
+
+def wait_until_attached(timeout_s: float = READY_WAIT_S) -> None:
+    """In the child: wait for the profiler named by ``READY_ENV`` (none named: return at once)."""
+    path = os.environ.get(READY_ENV)
+    if not path:
+        return
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 class Profiler(Protocol):
@@ -81,3 +103,12 @@ def first_line(text: str, limit: int = 300) -> str:
         if line and not line.startswith("py-spy>"):
             return line[:limit]
     return "(no output)"
+
+
+def error_line(text: str, limit: int = 300) -> str:
+    """The line of a tool's error output that says what went wrong: a Python traceback's last
+    line (the exception), else the first meaningful line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return lines[-1][:limit]
+    return first_line(text, limit)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from stress.engine.teardown import work_dir_prefix
 from stress.profiling.base import ProfileOutcome, finish_safely, first_line
 from stress.profiling.cpu_profiler import write_cpu_artifacts
 from stress.profiling.stacks import Frame, SampledStacks
@@ -185,7 +186,7 @@ class PerfProfiler:
             self._notes.append(info)
             return argv, env
         self._jit = info.version >= (3, 13)
-        self._work = Path(tempfile.mkdtemp(prefix=f"stress-perf-{self.scenario}-"))
+        self._work = Path(tempfile.mkdtemp(prefix=work_dir_prefix(f"perf-{self.scenario}")))
         env = {**env, "PYTHON_PERF_JIT_SUPPORT" if self._jit else "PYTHONPERFSUPPORT": "1"}
         wrapped = [*self._perf_command(), "record", "-q", "-N", *self._record_options(info),
                    "-o", str(self._data), "--", *argv]

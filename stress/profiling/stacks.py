@@ -126,5 +126,7 @@ def to_speedscope(stacks: SampledStacks, *, name: str) -> dict[str, Any]:
 
 
 def write_speedscope(stacks: SampledStacks, path: Path, *, name: str) -> None:
-    path.write_text(json.dumps(to_speedscope(stacks, name=name), separators=(",", ":")),
-                    encoding="utf-8")
+    from stress.report.files import write_file_atomically
+
+    write_file_atomically(path, json.dumps(to_speedscope(stacks, name=name),
+                                           separators=(",", ":")))

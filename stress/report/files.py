@@ -46,8 +46,13 @@ def open_new_text_file(path: Path) -> TextIO:
     followed, and one planted again in between makes the open fail instead of writing through."""
     if path.is_symlink():
         path.unlink()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    return os.fdopen(os.open(path, flags, 0o666), "w", encoding="utf-8", newline="\n")
+
+    def no_follow(name: str, flags: int) -> int:
+        return os.open(name, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
+
+    # Through open(), so the file keeps its name (a stack dump is read back from it), and
+    # readable, so a flood can be cut out of its middle afterwards (engine/capped.py).
+    return open(path, "w+", encoding="utf-8", newline="\n", opener=no_follow)
 
 
 def copy_file_atomically(source: Path, target: Path) -> None:

@@ -32,7 +32,14 @@ from stress.report.text import (
     format_block,
     loss_text,
 )
-from stress.results import UNFINISHED_STATUSES, Result, Sample, find_match, measured_throughput
+from stress.results import (
+    UNFINISHED_STATUSES,
+    Result,
+    Sample,
+    find_match,
+    measured_throughput,
+    was_interrupted,
+)
 
 CSS = """
 :root { --ok: #15803d; --bad: #b91c1c; --warn: #b45309; --ink: #1f2937; --soft: #6b7280;
@@ -52,7 +59,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; padding: .05rem .5rem; border-radius: .75rem; font-size: .85rem;
          font-weight: 600; color: #fff; vertical-align: middle; }
 .badge.passed { background: var(--ok); } .badge.failed { background: var(--bad); }
-.badge.timeout, .badge.crashed, .badge.interrupted { background: var(--warn); }
+.badge.timeout, .badge.crashed, .badge.interrupted, .badge.not_run { background: var(--warn); }
 .verdict.passed { color: var(--ok); } .verdict.failed, .verdict.broken { color: var(--bad); }
 .met { color: var(--ok); } .missed { color: var(--bad); }
 nav ul { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem 1rem; }
@@ -299,7 +306,8 @@ def render_html(results: list[Result], *, baseline: list[Result] | None = None,
                 out_dir: Path | None = None, final: bool = True,
                 generated_at: datetime | None = None) -> str:
     headline = verdict_line(results).removeprefix("# ")
-    verdict_class = ("passed" if all(r.passed for r in results) else
+    verdict_class = ("passed" if all(r.passed for r in results) and not was_interrupted(results)
+                     else
                      "broken" if any(r.status in UNFINISHED_STATUSES for r in results)
                      else "failed")
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")

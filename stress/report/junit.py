@@ -10,7 +10,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from stress.report.text import format_block, format_failure_lines
-from stress.results import UNFINISHED_STATUSES, Result
+from stress.results import NOT_RUN_MESSAGE, UNFINISHED_STATUSES, Result
 
 # Characters XML 1.0 cannot carry at all (terminal escapes in a log, for instance).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -26,7 +26,9 @@ def _testcase(result: Result) -> ET.Element:
         "name": xml_text(result.scenario.name),
         "time": f"{max(result.metrics.duration_s, 0.0):.3f}",
     })
-    if not result.passed:
+    if result.status == "not_run":
+        ET.SubElement(case, "skipped", {"message": NOT_RUN_MESSAGE})
+    elif not result.passed:
         tag = "error" if result.status in UNFINISHED_STATUSES else "failure"
         messages = [f.message for f in result.failures] or [f"scenario ended as {result.status}"]
         kinds: list[str] = sorted({f.kind for f in result.failures}) or [result.status]
@@ -43,13 +45,14 @@ def _testcase(result: Result) -> ET.Element:
 
 def render_junit(results: list[Result]) -> str:
     failures = sum(1 for r in results if not r.passed and r.status not in UNFINISHED_STATUSES)
-    errors = sum(1 for r in results if r.status in UNFINISHED_STATUSES)
+    skipped = sum(1 for r in results if r.status == "not_run")
+    errors = sum(1 for r in results if r.status in UNFINISHED_STATUSES) - skipped
     suite = ET.Element("testsuite", {
         "name": "stress",
         "tests": str(len(results)),
         "failures": str(failures),
         "errors": str(errors),
-        "skipped": "0",
+        "skipped": str(skipped),
         "time": f"{sum(max(r.metrics.duration_s, 0.0) for r in results):.3f}",
     })
     environment = next((r.environment for r in results if r.environment), None)

@@ -17,11 +17,14 @@ from stress.report.tables import (
 )
 from stress.report.text import format_failure_lines
 from stress.results import (
+    MISSING_PROFILE_NOTE,
+    NOT_RUN_MESSAGE,
     UNFINISHED_STATUSES,
     Result,
     find_match,
     measured_throughput,
     overall_exit_code,
+    was_interrupted,
 )
 
 
@@ -30,6 +33,12 @@ def verdict_line(results: list[Result]) -> str:
     code = overall_exit_code(results)
     if not results:
         return "# Stress: no scenario ran"
+    if was_interrupted(results):
+        not_run = [r.scenario.name for r in results if r.status == "not_run"]
+        done = len(results) - len(not_run)
+        rest = f"; {NOT_RUN_MESSAGE}: {', '.join(not_run)}" if not_run else ""
+        return (f"# Stress: interrupted after {done} of {len(results)} scenario(s){rest} "
+                f"(exit {int(code)})")
     if code == ExitCode.PASSED:
         if len(results) == 1:
             return f"# Stress: the 1 scenario passed ({results[0].scenario.name})"
@@ -163,6 +172,11 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
                 lines += ["", "Profiles of this failure (in the results folder):", ""]
                 lines += [f"- {md_cell(label)}: [{md_cell(path)}]({quote(path)})"
                           for label, path in evidence]
+    missing = [(r, note) for r in results for note in r.notes
+               if note.startswith(MISSING_PROFILE_NOTE)]
+    if missing:  # a profile asked for and not written is never silent
+        lines += ["", "## Missing profiles", ""]
+        lines += [f"- {md_cell(r.scenario.name)}: {md_cell(note)}" for r, note in missing]
     if results:
         lines += ["", "_Plots, flamegraphs, leak reports and logs: report.html in the results "
                       "folder._"]

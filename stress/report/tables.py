@@ -52,6 +52,7 @@ STATUS_NAMES: dict[str, StatusName] = {  # every Status (tests check it)
     "timeout": StatusName("⏱️ TIMEOUT", "TIMEOUT"),
     "crashed": StatusName("💥 CRASH", "CRASH"),
     "interrupted": StatusName("⚠️ INTERRUPTED", "INTERRUPTED"),
+    "not_run": StatusName("⏭️ not run (interrupted)", "NOT RUN"),
 }
 
 

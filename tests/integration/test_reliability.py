@@ -1,0 +1,326 @@
+"""Faults injected into a real run: signals at each phase, a killed runner, a target that
+exits or raises at import, a results folder that is a file, read-only, locked, stale, full or
+full of links, a target that floods its log, a profiler that cannot attach. Each test checks
+that nothing already measured is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from stress.engine.teardown import WORK_DIR_PREFIX, reap_stale_work_dirs
+from stress.errors import ExitCode
+from tests.integration.conftest import REPO, stress_env
+
+pytestmark = pytest.mark.slow
+
+QUICK = """\
+scenarios:
+  first:
+    title: First Quick
+    messages: 2000
+    timeout_s: 30
+  second:
+    title: Second Quick
+    messages: 2000
+    timeout_s: 30
+  third:
+    title: Third Quick
+    messages: 2000
+    timeout_s: 30
+"""
+STUCK = "tests.user_targets:stuck"
+
+
+@pytest.fixture
+def quick(tmp_path: Path) -> Path:
+    path = tmp_path / "quick.yaml"
+    path.write_text(QUICK, encoding="utf-8")
+    return path
+
+
+def start(*args: str | Path, extra_path: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    environment = stress_env()
+    if extra_path is not None:
+        environment["PYTHONPATH"] = f"{extra_path}{os.pathsep}{environment['PYTHONPATH']}"
+    environment.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "stress", "run", *map(str, args)], cwd=REPO,
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def log_says(path: Path, text: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return text in path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return False
+    return check
+
+
+def results(out: Path) -> dict[str, dict[str, object]]:
+    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return {entry["name"]: entry for entry in data["scenarios"]}
+
+
+def assert_interrupted_reports(out: Path, stdout: str, not_run: list[str]) -> None:
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    first = summary.splitlines()[0]
+    assert "interrupted" in first, first
+    for name in not_run:
+        assert name in first
+    assert "not run (interrupted)" in (first if not_run else "not run (interrupted)")
+    assert "interrupted" in stdout.strip().splitlines()[-1]
+    by_name = results(out)
+    for name in not_run:
+        assert by_name[name]["status"] == "not_run"
+    junit = ET.parse(out / "junit.xml").getroot()
+    skipped = [case.get("name") for case in junit.iter("testcase")
+               if case.find("skipped") is not None]
+    assert skipped == not_run
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "interrupted" in html
+    if not_run:
+        assert "NOT RUN" in html
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_while_profiling_interrupts_the_run(tmp_path: Path, quick: Path,
+                                                         sig: signal.Signals) -> None:
+    out = tmp_path / "out"
+    proc = start("first", "second", "third", "--scenarios", quick, "--out", out,
+                 "--profile", "memory")
+    # The first scenario measured and passed; its memray run has started.
+    wait_for(log_says(out / "stress-test-first.log", "-m memray run"), what="the profiled run")
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    code, stdout, stderr = finish(proc)
+    assert code == ExitCode.CRASHED_OR_HUNG, (stdout, stderr)
+    assert "Traceback" not in stderr
+    assert_interrupted_reports(out, stdout, ["second", "third"])
+    first = results(out)["first"]
+    assert first["status"] == "passed", "the measured run keeps its verdict"
+    assert first["interrupted"] is True
+    assert first["metrics"]["tokens_received"] == 2000  # type: ignore[index]
+    assert any("Interrupted during profiling" in n for n in first["notes"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_during_a_measured_run_lists_the_rest(tmp_path: Path, quick: Path,
+                                                           sig: signal.Signals) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(QUICK.replace("timeout_s: 30", "timeout_s: 60"), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = start("--scenarios", path, "--out", out, "--target", STUCK, "--no-evidence")
+    wait_for(log_says(out / "stress-test-first.log", "$ "), what="the first child")
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    code, stdout, stderr = finish(proc)
+    assert code == ExitCode.CRASHED_OR_HUNG, (stdout, stderr)
+    assert_interrupted_reports(out, stdout, ["second", "third"])
+    assert results(out)["first"]["status"] == "interrupted"
+
+
+def test_an_interrupt_before_the_first_scenario_is_exit_4(tmp_path: Path, quick: Path) -> None:
+    (tmp_path / "slowimport.py").write_text(
+        "import time\ntime.sleep(30)\ndef make():\n    pass\n", encoding="utf-8")
+    proc = start("--scenarios", quick, "--out", tmp_path / "out", "--target", "slowimport:make",
+                 extra_path=tmp_path)
+    wait_for(lambda: any("check_target" in " ".join(c.cmdline())
+                         for c in psutil.Process(proc.pid).children()), what="the target check")
+    proc.send_signal(signal.SIGTERM)
+    code, _, stderr = finish(proc, timeout=20)
+    assert code == ExitCode.CRASHED_OR_HUNG
+    assert stderr.strip() == "interrupted"
+
+
+def test_a_killed_runner_takes_its_child_along(tmp_path: Path, quick: Path) -> None:
+    out = tmp_path / "out"
+    proc = start("first", "--scenarios", quick, "--out", out, "--target", STUCK)
+    wait_for(log_says(out / "stress-test-first.log", "$ "), what="the child")
+    wait_for(lambda: bool(psutil.Process(proc.pid).children()), what="the child process")
+    (child,) = psutil.Process(proc.pid).children()
+    work = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).iterdir()
+            if p.name.startswith(f"{WORK_DIR_PREFIX}{proc.pid}-")]
+    assert work, "the child's work folder carries the runner's pid"
+    proc.kill()
+    proc.communicate()
+    wait_for(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE,
+             timeout=2, what="the orphaned child to die")
+    removed = reap_stale_work_dirs()  # what the next run does first
+    assert set(work) <= set(removed)
+    assert not any(p.exists() for p in work)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ("import sys\nsys.exit(0)\n", "sys.exit(0)"),
+    ("raise RuntimeError('no backend configured')\n", "RuntimeError: no backend configured"),
+    ("def broken(:\n", "SyntaxError"),
+    ("import os\nos._exit(0)\n", "ended the interpreter"),
+])
+def test_a_target_that_fails_at_import_is_exit_2(tmp_path: Path, quick: Path, body: str,
+                                                 words: str) -> None:
+    (tmp_path / "badtarget.py").write_text(body + "def make():\n    pass\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code, stdout, stderr = finish(start("first", "--scenarios", quick, "--out", out,
+                                        "--target", "badtarget:make", extra_path=tmp_path))
+    assert code == ExitCode.USAGE_ERROR, (stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert words in lines[0]
+    assert "Traceback" not in stderr
+
+
+def test_out_that_is_a_file_or_unwritable_is_exit_2(tmp_path: Path, quick: Path) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("x", encoding="utf-8")
+    for out in (file, file / "below"):
+        code, _, stderr = finish(start("first", "--scenarios", quick, "--out", out))
+        assert code == ExitCode.USAGE_ERROR, stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+        assert stderr.startswith(f"error: --out {out}")
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(readonly)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        code, _, stderr = finish(start("first", "--scenarios", quick, "--out", readonly))
+        assert code == ExitCode.USAGE_ERROR, stderr
+        assert "cannot write there" in stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+    finally:
+        subprocess.run(["umount", str(readonly)], check=False)
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path, quick: Path) -> None:
+    out = tmp_path / "out"
+    first = start("first", "--scenarios", quick, "--out", out, "--target", STUCK)
+    try:
+        wait_for(log_says(out / "stress-test-first.log", "$ "), what="the first run")
+        code, _, stderr = finish(start("first", "--scenarios", quick, "--out", out))
+        assert code == ExitCode.USAGE_ERROR
+        assert f"pid {first.pid}, started at " in stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        finish(first)
+    assert results(out)["first"]["status"] == "interrupted", "the first run was not disturbed"
+    assert not (out / ".stress-run.lock").exists()
+
+
+def test_stale_files_go_and_links_are_not_followed(tmp_path: Path, quick: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "first-cpu-flamegraph.svg").write_text("from an earlier run", encoding="utf-8")
+    (out / "stress-test-gone.log").write_text("an earlier run's scenario", encoding="utf-8")
+    (out / "results.json").write_text(json.dumps({"version": 1, "scenarios": [
+        {"name": "gone", "artifacts": {"log": "stress-test-gone.log", "x": "../../etc/passwd"}},
+    ]}), encoding="utf-8")
+    (out / "mine.txt").write_text("not the kit's", encoding="utf-8")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    for name in ("stress-test-second.log", "summary.md", "report.html", "junit.xml"):
+        (out / name).symlink_to(victim)
+    code, stdout, stderr = finish(start("first", "second", "--scenarios", quick, "--out", out))
+    assert code == ExitCode.PASSED, (stdout, stderr)
+    assert victim.read_text(encoding="utf-8") == "precious"
+    assert not (out / "first-cpu-flamegraph.svg").exists()
+    assert not (out / "stress-test-gone.log").exists()
+    assert (out / "mine.txt").exists()
+    assert not any((out / n).is_symlink() for n in ("stress-test-second.log", "summary.md"))
+    assert set(results(out)) == {"first", "second"}
+
+
+def test_a_flooding_target_gives_a_capped_log(tmp_path: Path, quick: Path) -> None:
+    (tmp_path / "chatty.py").write_text(
+        "import sys\nfrom tests.user_targets import EchoPipeline\n"
+        "class Chatty(EchoPipeline):\n"
+        "    async def run(self, params, stats, quit):\n"
+        "        sys.stdout.write('start of output\\n')\n"
+        "        for i in range(20000):\n"
+        "            sys.stdout.write(f'line {i} ' + 'x' * 1000 + '\\n')\n"
+        "        sys.stdout.write('end of output\\n')\n"
+        "        await super().run(params, stats, quit)\n"
+        "def chatty():\n    return Chatty()\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code, stdout, stderr = finish(start("first", "--scenarios", quick, "--out", out,
+                                        "--target", "chatty:chatty", extra_path=tmp_path))
+    assert code == ExitCode.PASSED, (stdout, stderr)
+    log = (out / "stress-test-first.log").read_text(encoding="utf-8")
+    assert len(log) < 5 * 1024 * 1024 < 2 * 20_000 * 1000
+    assert "start of output" in log
+    assert "end of output" in log
+    assert "bytes of the scenario's output cut here" in log
+    assert "✅ Test passed!" in log, "the verdict is still at the end of the log"
+
+
+def test_cpu_profiles_of_quick_runs_are_taken(tmp_path: Path, quick: Path) -> None:
+    """py-spy attaches before the measured run starts: a quick run still gets its profile."""
+    out = tmp_path / "out"
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(QUICK.replace("messages: 2000", "messages: 50"), encoding="utf-8")
+    code, stdout, stderr = finish(start("--scenarios", tiny, "--out", out, "--profile", "cpu"))
+    assert code == ExitCode.PASSED, (stdout, stderr)
+    for name, entry in results(out).items():
+        assert "cpu_flamegraph" in entry["artifacts"], (name, entry["notes"])  # type: ignore[operator]
+        log = (out / f"stress-test-{name}.log").read_text(encoding="utf-8")
+        assert "py-spy> Sampling process" in log, "py-spy's own output is in the log"
+
+
+def test_a_missing_profile_is_a_note_in_every_report(tmp_path: Path, quick: Path) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = finish(start("first", "--scenarios", quick, "--out", out,
+                                        "--profile", "cpu", env={"STRESS_PY_SPY": "false"}))
+    assert code == ExitCode.PASSED, (stdout, stderr)
+    note = "Missing profile: cpu"
+    assert note in (out / "summary.md").read_text(encoding="utf-8")
+    assert note in (out / "report.html").read_text(encoding="utf-8")
+    assert note in (out / "junit.xml").read_text(encoding="utf-8")
+    assert any(n.startswith(note) for n in results(out)["first"]["notes"])  # type: ignore[attr-defined]
+    assert note in stdout
+
+
+def test_a_full_disk_drops_the_profiles_and_keeps_the_reports(tmp_path: Path,
+                                                              quick: Path) -> None:
+    out = tmp_path / "small"
+    out.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(out)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (tests/test_results_folder.py injects it)")
+    try:
+        code, stdout, stderr = finish(start("first", "second", "--scenarios", quick,
+                                            "--out", out, "--profile", "memory"))
+        assert "Traceback" not in stderr
+        assert code in (ExitCode.PASSED, ExitCode.CRASHED_OR_HUNG), (stdout, stderr)
+        by_name = results(out)
+        assert set(by_name) == {"first", "second"}
+        for name in ("junit.xml", "summary.md", "report.html"):
+            assert (out / name).stat().st_size > 0
+        notes = [n for entry in by_name.values() for n in entry["notes"]]  # type: ignore[attr-defined]
+        assert any("disk was full" in n or "No space left" in n for n in notes), notes
+    finally:
+        subprocess.run(["umount", str(out)], check=False)
