@@ -308,7 +308,7 @@ def test_a_full_disk_drops_the_profiles_and_keeps_the_reports(tmp_path: Path,
                                                               quick: Path) -> None:
     out = tmp_path / "small"
     out.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(out)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(out)],
                       capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (tests/test_results_folder.py injects it)")
     try:
