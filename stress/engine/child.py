@@ -36,6 +36,9 @@ log = logging.getLogger("stress.engine.child")
 # Exit code when the target itself raised: the parent reports it as a crash.
 EXIT_TARGET_RAISED = 3
 QUIT_LOAD_DEADLINE_S = 2.0  # how long quit-under-load waits for tokens to flow
+# STRESS_SAMPLER=off (an instruction count, stress.engine.instructions): no sampler thread,
+# no sampler timer, no heartbeat, so nothing in the child runs by the clock.
+BACKGROUND = os.environ.get("STRESS_SAMPLER", "on") != "off"
 
 
 def _request_exit(_signum: int, _frame: FrameType | None) -> None:
@@ -45,7 +48,8 @@ def _request_exit(_signum: int, _frame: FrameType | None) -> None:
 
 async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
                    process: psutil.Process) -> ChildFigures:
-    watch_loop(asyncio.get_running_loop())
+    if BACKGROUND:
+        watch_loop(asyncio.get_running_loop())
     gc.collect()
     rss_start = rss_mb(process)
     stats = Stats()
@@ -123,7 +127,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _request_exit)
 
     process = psutil.Process()
-    sampler = Sampler(spec.samples_path, spec.sample_interval_s)
+    sampler = Sampler(spec.samples_path, spec.sample_interval_s, background=BACKGROUND)
     try:
         target = load_target(spec.target)()
         sampler.start()
