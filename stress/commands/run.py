@@ -22,6 +22,7 @@ from stress.commands.common import (
 )
 from stress.console import Progress, annotate_error, group
 from stress.container import session as container_session
+from stress.engine.instruction_options import add_measure_flags, check_measure
 from stress.engine.options import RunOptions
 from stress.errors import ConfigError
 from stress.results import Result, overall_exit_code
@@ -59,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="results.json or log whose throughputs report.html shows beside")
     parser.add_argument("--sample-interval", type=float, default=0.1, metavar="SECONDS",
                         help="how often RSS and counts are sampled (default: 0.1)")
+    add_measure_flags(parser)
     add_verbose_flag(parser)
     container_session.add_options(parser)
 
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
     if args.sample_interval <= 0:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
+    check_measure(args)  # before any run: no valgrind is one line and exit 2, no fallback
     if args.engine != "host" and (code := container_session.run(args)) is not None:
         return code  # None: --engine auto found no engine, so the run goes on here
     check_loops([args.loop])
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         profile=parse_profile_kinds(args.profile),
         cpu_profiler="perf" if args.cpu_profiler == "perf" else "py-spy",
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
+        measure=args.measure, instruction_tokens=args.instruction_tokens,
     )
     results: list[Result] = []
 

@@ -15,6 +15,7 @@ explains why N and 2N rather than 0 and N).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from stress.engine.options import Deadlines
+from stress.engine.options import Deadlines, RunOptions
 from stress.engine.protocol import Loop
 from stress.engine.supervise import ChildRun, StopRequest, run_child
 from stress.errors import StressError
@@ -38,6 +39,7 @@ from stress.profiling.instructions import (
     naming_note,
     require_valgrind,
 )
+from stress.results import Metrics
 from stress.scenario import Scenario
 
 # The child reads this: "off" starts no sampler thread, no sampler timer, no heartbeat.
@@ -178,3 +180,28 @@ def read_functions(path: Path) -> tuple[dict[str, float], str | None]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StressError(f"unreadable function costs {path}: {exc}") from exc
     return functions, note if isinstance(note, str) else None
+
+
+def with_instructions(scenario: Scenario, options: RunOptions, metrics: Metrics, *,
+                      log_file: TextIO, stop: StopRequest, notes: list[str],
+                      artifacts: dict[str, str]) -> Metrics:
+    """``metrics`` with the scenario's instructions per token (the runner's hook).
+
+    A run that fails under valgrind leaves the figure out and says why in a note; a missing
+    valgrind was refused before the first scenario (ValgrindMissing).
+    """
+    tool: Tool = "callgrind" if options.measure == "callgrind" else "cachegrind"
+    try:
+        figures = measure_instructions(scenario, target=options.target, loop=options.loop,
+                                       log_file=log_file, stop=stop,
+                                       tokens=options.instruction_tokens, tool=tool)
+    except InstructionRunError as exc:
+        notes.append(f"No instruction count: {exc}")
+        return metrics
+    notes.append(figures.note())
+    if figures.naming_note:
+        notes.append(figures.naming_note)
+    file_name = write_functions(figures, options.out_dir, scenario.name)
+    if file_name is not None:
+        artifacts["functions"] = file_name
+    return dataclasses.replace(metrics, instructions_per_token=round(figures.per_token, 3))

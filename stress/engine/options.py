@@ -13,6 +13,11 @@ ProfileKind = Literal["memory", "cpu"]
 PROFILE_KINDS: tuple[ProfileKind, ...] = get_args(ProfileKind)
 CpuProfiler = Literal["py-spy", "perf"]
 CPU_PROFILERS: tuple[CpuProfiler, ...] = get_args(CpuProfiler)
+# wall: tokens/s only. instructions: also instructions per token under cachegrind.
+# callgrind: instructions per token under callgrind, with each function's (what `ab` runs to
+# name the functions that got slower).
+Measure = Literal["wall", "instructions", "callgrind"]
+MEASURES: tuple[Measure, ...] = get_args(Measure)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +43,8 @@ class RunOptions:
     startup_budget_s: float = 30.0  # interpreter start and target import
     quit_budget_s: float = 10.0  # how long run() may take to return after quit is set
     stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
+    measure: Measure = "wall"
+    instruction_tokens: int = 10_000  # the smaller of the two sizes counted under valgrind
 
     def deadlines(self, run_s: float) -> Deadlines:
         return Deadlines(startup_s=self.startup_budget_s, run_s=run_s,
