@@ -30,9 +30,9 @@ from stress.errors import StressError
 from stress.profiling.base import ProfileOutcome
 from stress.profiling.callgrind import per_token_costs
 from stress.profiling.instructions import (
+    RUN_TIMEOUT_S,
     InstructionCount,
     InstructionCounter,
-    RUN_TIMEOUT_S,
     InstructionRunError,
     Tool,
     named_function_costs,

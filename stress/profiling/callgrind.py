@@ -87,9 +87,8 @@ def parse_callgrind(lines: Iterable[str]) -> CallgrindProfile:
             ob = objects(value)
         elif key == "fn":
             current = (ob, functions(value))
-        elif key in ("cob", "cfi", "cfl"):
-            if key == "cob":
-                objects(value)
+        elif key == "cob":  # (cfi and cfl, the callee's file, are not needed)
+            objects(value)
         elif key == "cfn":
             functions(value)
         elif key == "calls":
