@@ -5,7 +5,9 @@ under real valgrind (slow)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -44,6 +46,7 @@ from stress.report.summary import render_summary
 from stress.report.text import format_block
 from stress.results import Metrics, Result, results_document
 from stress.scenario import Scenario
+from stress.target import Stats
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = Scenario(name="short", title="Short", messages=1_000_000, message_size=10)
@@ -136,8 +139,6 @@ def result_with(per_token: float | None, tmp_path: Path) -> Path:
     result = Result(scenario=SCENARIO, status="passed", metrics=metrics,
                     notes=() if per_token else ("No instruction count: the child crashed",))
     path = tmp_path / "results.json"
-    import json
-
     path.write_text(json.dumps(results_document([result])), encoding="utf-8")
     return path
 
@@ -184,7 +185,7 @@ def test_the_function_costs_go_through_an_artifact_both_sides_write(tmp_path: Pa
             functions={"consume (app.py)": 900.0 + render, "render (app.py)": render,
                        "checksum (app.py)": 300.0})
     dirs = {"base": tmp_path / "base", "head": tmp_path / "head"}
-    for (side, folder), render in zip(dirs.items(), (100.0, 200.0), strict=True):
+    for (_side, folder), render in zip(dirs.items(), (100.0, 200.0), strict=True):
         folder.mkdir()
         assert write_functions(figures(render), folder, "short") == "functions-short.json"
     assert read_functions(dirs["base"] / "functions-short.json")[0]["render (app.py)"] == 100.0
@@ -196,9 +197,6 @@ def test_the_function_costs_go_through_an_artifact_both_sides_write(tmp_path: Pa
 def test_a_quiet_sampler_starts_no_thread_and_sets_no_timer(tmp_path: Path) -> None:
     sampler = Sampler(tmp_path / "samples.jsonl", 0.001, background=False)
     sampler.start()
-    import asyncio
-    from stress.target import Stats
-
     async def phase() -> None:
         sampler.set_phase("run", Stats())
         await asyncio.sleep(0.05)
@@ -277,10 +275,12 @@ def test_a_per_token_slowdown_of_a_known_factor_is_measured_as_that_factor(
 @needs_valgrind
 def test_callgrind_gives_each_functions_cost_and_names_the_slowed_one() -> None:
     base, head = measured("work20", "callgrind"), measured("slow_checksum", "callgrind")
-    assert base.functions is not None and head.functions is not None
+    assert base.functions is not None
+    assert head.functions is not None
     if sys.version_info < (3, 12):
         # C functions only: the note says why, and the table still ranks something.
-        assert base.naming_note is not None and "3.12" in base.naming_note
+        assert base.naming_note is not None
+        assert "3.12" in base.naming_note
         pytest.skip("Python functions are named through the perf trampoline (3.12+); this "
                     f"interpreter is {sys.version_info.major}.{sys.version_info.minor}")
     from stress.profiling.callgrind import slower_functions
