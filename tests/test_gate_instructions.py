@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -240,9 +240,12 @@ TOKENS = 2_000
 
 
 def measured(target: str, tool: str = "cachegrind") -> InstructionFigures:
-    return measure_instructions(SCENARIO, target=f"tests.targets.counted:{target}",
-                                loop="asyncio", log_file=io.StringIO(), tokens=TOKENS,
-                                tool="callgrind" if tool == "callgrind" else "cachegrind")
+    # The child's output goes to a real file, as the runner's scenario log.
+    log_path = Path(tempfile.gettempdir()) / f"stress-test-counted-{target}-{tool}.log"
+    with log_path.open("w", encoding="utf-8") as log_file:
+        return measure_instructions(SCENARIO, target=f"tests.targets.counted:{target}",
+                                    loop="asyncio", log_file=log_file, tokens=TOKENS,
+                                    tool="callgrind" if tool == "callgrind" else "cachegrind")
 
 
 @pytest.fixture(scope="module")
