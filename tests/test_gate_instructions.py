@@ -290,3 +290,21 @@ def test_callgrind_gives_each_functions_cost_and_names_the_slowed_one() -> None:
 
     rows = slower_functions(base.functions, head.functions, top=5)
     assert rows[0].function.startswith("checksum (")
+
+
+def test_compare_judges_instructions_per_token_when_both_sides_have_them() -> None:
+    from stress.compare import compare, format_comparison
+
+    def run(throughput: float, per_token: float | None) -> list[Result]:
+        return [Result(scenario=SCENARIO, status="passed", metrics=Metrics(
+            duration_s=1.0, throughput=throughput, instructions_per_token=per_token))]
+
+    # Throughput fell 30% (noise on a shared runner); the counts grew 1%: not a regression.
+    calm = compare(run(1000.0, 1600.0), run(700.0, 1616.0))
+    assert calm.rows[0].measure == "instructions"
+    assert calm.rows[0].ratio == pytest.approx(1.01)
+    assert not calm.regressions
+    grown = compare(run(1000.0, 1600.0), run(1000.0, 1700.0))
+    assert grown.regressions
+    assert "current/baseline instructions > 1.03" in format_comparison(grown, "a", "b")
+    assert compare(run(1000.0, 1600.0), run(700.0, None)).regressions  # wall time judges
