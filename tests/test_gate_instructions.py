@@ -308,3 +308,38 @@ def test_compare_judges_instructions_per_token_when_both_sides_have_them() -> No
     assert grown.regressions
     assert "current/baseline instructions > 1.03" in format_comparison(grown, "a", "b")
     assert compare(run(1000.0, 1600.0), run(700.0, None)).regressions  # wall time judges
+
+
+def test_an_instruction_regression_reruns_both_sides_under_callgrind_for_the_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stress.ab import gate
+
+    calls: list[tuple[str, str]] = []
+
+    def fake_measure(revision: Revision, name: str, number: int, options: AbOptions,
+                     out_dir: Path, *, kind: str = "wall") -> Measurement:
+        calls.append((revision.side, kind))
+        run_dir = out_dir / "runs" / name / f"r{number:02d}-{revision.side}-{kind}"
+        run_dir.mkdir(parents=True)
+        render = 100.0 if revision.side == "base" else 300.0
+        write_functions(InstructionFigures(
+            per_token=1.0, small_tokens=1, large_tokens=2, fixed=0.0, seconds=0.0,
+            valgrind_version="v", tool="callgrind", naming_note="C functions only",
+            functions={"render [python3.11]": render, "main [python3.11]": 1000 + render}),
+            run_dir, name)
+        return Measurement(throughput=1.0, instructions_per_token=1.0, log="x.log")
+
+    monkeypatch.setattr(gate, "measure", fake_measure)
+    regressed = ScenarioRounds(name="short", measure="instructions",
+                               rounds=(counted(1, 1000.0, 1100.0),))
+    fine = ScenarioRounds(name="medium", measure="instructions",
+                          rounds=(counted(1, 1000.0, 1000.0),))
+    options = AbOptions(base_ref="a", head_ref="b", measure="instructions")
+    explained = gate.explain_regressions({"base": revision("base"), "head": revision("head")},
+                                         [regressed, fine], options, tmp_path)
+    assert calls == [("base", "callgrind"), ("head", "callgrind")]
+    assert explained[1] is fine
+    table = explained[0].growth_table
+    assert table is not None
+    assert table.splitlines()[2].startswith("| `render [python3.11]` | 100 | 300 | 3.000 |")
+    assert "C functions only" in explained[0].growth_notes

@@ -107,11 +107,11 @@ def _one_run(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
                         deadlines=deadlines, stop=stop, profiler=_ValgrindWrapper(counter),
                         measure_quit=False, sample_interval_s=3600.0)
         if run.status != "ok" or run.figures is None or run.figures.run is None:
-            detail = run.figures.error if run.figures is not None and run.figures.error \
-                else counter.valgrind_log().strip().splitlines()[-1:] or ["no detail"]
+            error = run.figures.error if run.figures is not None else None
+            detail = error or (counter.valgrind_log().strip().splitlines() or ["no detail"])[-1]
             raise InstructionRunError(
                 f"the child ended as {run.status} under valgrind ({scenario.expected_tokens:,} "
-                f"tokens): {detail if isinstance(detail, str) else detail[0]}")
+                f"tokens): {detail[:300]}")
         return counter.read(run.figures.run.tokens_received), run
     finally:
         counter.close()
