@@ -5,9 +5,9 @@
 
 The sibling of ci/ab_false_alarm.py (wall time) for ``stress-kit ab --measure instructions``.
 A temporary git repository holds a target that is the reference pipeline
-(stress.pipeline:reference) with STEPS/10 steps of arithmetic added per token received,
+(stress.pipeline:reference) with STEPS/100 steps of arithmetic added per token received,
 committed with STEPS 0 and once per slowdown. The steps a slowdown of s% needs are calibrated
-from two instruction counts (STEPS 0 and 100) taken with ``run --measure instructions``; the
+from two instruction counts (STEPS 0 and 1000) taken with ``run --measure instructions``; the
 expected head/base is printed beside what the gate measured. The gate (this checkout's kit)
 then compares STEPS 0 with itself --self-runs times on ``short`` and with each slowed commit
 --slow-runs times. ``--pr-gate`` also times one gate of the pull-request job's scenarios
@@ -38,9 +38,9 @@ from stress.results import parse_results_document  # noqa: E402
 TARGET = "bench_target:pipeline"
 SCENARIO = "short"
 PR_SCENARIOS = ("short", "medium", "concurrent", "errors")
-CALIBRATION_STEPS = 100
+CALIBRATION_STEPS = 1000  # ten steps a token
 
-TARGET_SOURCE = '''"""The reference pipeline with STEPS/10 steps of work added per token."""
+TARGET_SOURCE = '''"""The reference pipeline with STEPS/100 steps of work added per token."""
 
 from stress.pipeline import reference
 
@@ -59,13 +59,19 @@ class _Stats:
 
     def __init__(self, stats):
         object.__setattr__(self, "_stats", stats)
+        object.__setattr__(self, "_carry", 0)
 
     def __getattr__(self, name):
         return getattr(self._stats, name)
 
     def __setattr__(self, name, value):
         if name == "tokens_received":
-            burn((value - self._stats.tokens_received) * STEPS // 10)
+            # Tokens arrive in batches: the remainder carries over, so the work a token is
+            # STEPS/100 steps exactly on average.
+            steps, carry = divmod(self._carry + (value - self._stats.tokens_received) * STEPS,
+                                  100)
+            object.__setattr__(self, "_carry", carry)
+            burn(steps)
         setattr(self._stats, name, value)
 
 
@@ -95,7 +101,7 @@ def git(repo: Path, *args: str) -> None:
 def commit(repo: Path, steps: int) -> str:
     (repo / "bench_target.py").write_text(TARGET_SOURCE.format(steps=steps), encoding="utf-8")
     git(repo, "add", "bench_target.py")
-    git(repo, "commit", "-q", "--allow-empty", "-m", f"{steps} tenths of a step a token")
+    git(repo, "commit", "-q", "--allow-empty", "-m", f"{steps} hundredths of a step a token")
     tag = f"steps{steps}"
     git(repo, "tag", "-f", tag)
     return tag
@@ -201,7 +207,7 @@ def main() -> int:
         base_count = count(repo, root, 0)
         per_step = (count(repo, root, CALIBRATION_STEPS) - base_count) / CALIBRATION_STEPS
         print(f"calibration: {base_count:,.1f} instructions a token at STEPS 0, "
-              f"{per_step:,.2f} per tenth of a step", flush=True)
+              f"{per_step:,.2f} per hundredth of a step", flush=True)
         plan = {s: max(1, round(s / 100 * base_count / per_step)) for s in slowdowns}
         base_tag = commit(repo, 0)
         tags = {s: commit(repo, steps) for s, steps in plan.items()}
