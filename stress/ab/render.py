@@ -130,7 +130,7 @@ def _details(report: AbReport) -> list[str]:
             lines.append(f"- {c.name}: {c.not_compared}")
         if c.ratios:
             lines.append(f"- {c.name}: head/base per round "
-                         f"{', '.join(measured_text(r) for r in c.ratios)}")
+                         f"{', '.join(_ratio(r, c) for r in c.ratios)}")
         if c.suspect_median is not None:
             lines.append(f"- {c.name}: median {measured_text(c.suspect_median)} after "
                          f"{c.confirm_after} rounds was below the limit; the verdict is on all "
