@@ -136,14 +136,20 @@ def _play(revisions: Mapping[Side, Revision], names: Sequence[str], numbers: ran
           title: str, measures: Mapping[str, ScenarioMeasure] | None = None) -> None:
     """Rounds `numbers` of each scenario in `names`, appended to `rounds` as they finish.
     An instruction-measured scenario gets one round: its count does not vary."""
+    def done_with(name: str) -> bool:
+        # A run without a figure ends the scenario (it is reported); a count needs one round.
+        return any(r.ratio is None for r in rounds[name]) or (
+            (measures or {}).get(name) == "instructions" and bool(rounds[name]))
+
     for number in numbers:
         order = round_order(number)
+        if all(done_with(name) for name in names):
+            break
         with group(f"ab {title} {number}/{numbers.stop - 1}: {order[0]} first"):
             for name in names:
                 kind = (measures or {}).get(name, "wall")
-                if any(r.ratio is None for r in rounds[name]) or (
-                        kind == "instructions" and rounds[name]):
-                    continue  # a run without a figure ends the scenario; it is reported
+                if done_with(name):
+                    continue
                 figures: dict[Side, Measurement] = {}
                 for side in order:
                     figures[side] = measure(revisions[side], name, number, options, out_dir,
