@@ -148,8 +148,9 @@ def measure_instructions(scenario: Scenario, *, target: str, loop: Loop, log_fil
                                     apart)
         note = naming_note(small)
         if note is not None and sys.version_info < (3, 12):
-            note = (f"Python {sys.version_info.major}.{sys.version_info.minor} has no perf "
-                    f"trampoline (3.12+ with -X perf): {note}")
+            note = (f"The functions are C functions: Python {sys.version_info.major}."
+                    f"{sys.version_info.minor} has no perf trampoline (Python names need 3.12+, "
+                    "run with -X perf)")
     return InstructionFigures(per_token=per_token, small_tokens=small.tokens,
                               large_tokens=large.tokens,
                               fixed=small.instructions - per_token * small.tokens,
