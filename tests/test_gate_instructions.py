@@ -344,3 +344,22 @@ def test_an_instruction_regression_reruns_both_sides_under_callgrind_for_the_tab
     assert table is not None
     assert table.splitlines()[2].startswith("| `render [python3.11]` | 100 | 300 | 3.000 |")
     assert "C functions only" in explained[0].growth_notes
+
+
+def test_a_revision_whose_kit_cannot_count_is_judged_on_wall_time_and_ab_md_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stress.ab import instructions
+
+    monkeypatch.setattr(instructions, "counts_instructions",
+                        lambda revision: revision.side == "head")
+    revisions = {"base": revision("base"), "head": revision("head")}
+    measures, note = instructions.scenario_measures(
+        revisions, ["short"], AbOptions(base_ref="a", head_ref="b", measure="auto"))
+    assert measures == {"short": "wall"}
+    assert note is not None
+    assert "base revision's own kit has no `run --measure`" in note
+    assert instructions.scenario_measures(revisions, ["short"], AbOptions(
+        base_ref="a", head_ref="b")) == ({"short": "wall"}, None)
+    shown = AbReport(options=AbOptions(base_ref="a", head_ref="b", measure="auto"),
+                     revisions=revisions, comparisons=(), notes=(note,))
+    assert f"- {note}" in render_markdown(shown)

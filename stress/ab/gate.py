@@ -305,12 +305,13 @@ def run_gate(options: AbOptions) -> AbReport:
     with _sigterm_unwinds(), workspace(repo, options.keep) as space:
         revisions = _prepare_both(space, options, shas, out_dir)
         names, new = choose_scenarios(revisions, options)
-        measures = scenario_measures(revisions["head"], names, options)
+        measures, measure_note = scenario_measures(revisions, names, options)
         comparisons, interrupted = measure_rounds(revisions, names, options, out_dir, measures)
         if not interrupted and options.explain:
             comparisons = explain_regressions(revisions, comparisons, options, out_dir)
     report = AbReport(options=options, revisions=revisions,
-                      comparisons=(*comparisons, *new), interrupted=interrupted)
+                      comparisons=(*comparisons, *new), interrupted=interrupted,
+                      notes=(measure_note,) if measure_note else ())
     log.info("ab gate took %.0fs", time.monotonic() - started)
     write_outputs(report, out_dir)
     return report

@@ -54,14 +54,32 @@ def _pacing(revision: Revision, scenarios_file: Path | None) -> dict[str, tuple[
             for n, s in load_scenarios(scenarios_file).items()}
 
 
-def scenario_measures(head: Revision, names: Sequence[str],
-                      options: AbOptions) -> dict[str, ScenarioMeasure]:
-    """Which measure judges each scenario (``--measure auto``: by head's pacing)."""
-    if options.measure != "auto":
-        measure: ScenarioMeasure = options.measure
-        return dict.fromkeys(names, measure)
-    pacing = _pacing(head, options.scenarios_file)
-    return {n: measure_for("auto", *pacing.get(n, (1.0, 0.0))) for n in names}
+def counts_instructions(revision: Revision) -> bool:
+    """Whether the revision's kit has `run --measure` (a kit before it cannot count)."""
+    done = subprocess.run([sys.executable, "-m", "stress", "run", "--help"],
+                          env=dict(revision.env), cwd=revision.cwd, capture_output=True,
+                          text=True, timeout=120, check=False)
+    return "--measure" in done.stdout
+
+
+def scenario_measures(revisions: Mapping[Side, Revision], names: Sequence[str],
+                      options: AbOptions) -> tuple[dict[str, ScenarioMeasure], str | None]:
+    """Which measure judges each scenario (``--measure auto``: by head's pacing), and a note
+    when instruction counts were asked for but a revision's own kit cannot take them."""
+    if options.measure == "wall":
+        return dict.fromkeys(names, "wall"), None
+    lacking = [side for side, revision in revisions.items()
+               if not counts_instructions(revision)]
+    if lacking:
+        note = (f"Every scenario was judged on wall time, not instruction counts: the "
+                f"{' and '.join(lacking)} revision's own kit has no `run --measure` (it "
+                "predates instruction counts)")
+        log.warning("ab: %s", note)
+        return dict.fromkeys(names, "wall"), note
+    if options.measure == "instructions":
+        return dict.fromkeys(names, "instructions"), None
+    pacing = _pacing(revisions["head"], options.scenarios_file)
+    return {n: measure_for("auto", *pacing.get(n, (1.0, 0.0))) for n in names}, None
 
 
 def run_flags(measure: str, options: AbOptions) -> list[str]:

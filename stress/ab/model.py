@@ -213,6 +213,7 @@ class AbReport:
     revisions: Mapping[Side, Revision]
     comparisons: tuple[ScenarioRounds, ...]
     interrupted: bool = False
+    notes: tuple[str, ...] = ()  # about the whole gate, e.g. why counts were not taken
 
     def verdict(self, comparison: ScenarioRounds) -> Verdict:
         return comparison.verdict(self.options.min_ratio, self.options.max_instruction_ratio)

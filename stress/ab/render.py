@@ -136,6 +136,7 @@ def _details(report: AbReport) -> list[str]:
                          f"{c.confirm_after} rounds was below the limit; the verdict is on all "
                          f"{len(c.ratios)} rounds, confirmation rounds included")
         lines.extend(f"- {c.name}: {problem}" for problem in c.problems)
+    lines.extend(f"- {note}" for note in report.notes)
     for revision in report.revisions.values():
         whose = "its own copy of the kit" if revision.own_kit else "the kit running the gate"
         lines.append(f"- {revision.side}: {revision.label}, target "
@@ -220,7 +221,7 @@ def report_document(report: AbReport) -> dict[str, Any]:
                              "text": instruction_rule_text(options.max_growth_pct)},
         "measure": options.measure, "instruction_tokens": options.instruction_tokens,
         "rounds": options.rounds, "confirm_rounds": options.confirm_rounds,
-        "interrupted": report.interrupted, "scale": options.scale,
+        "interrupted": report.interrupted, "scale": options.scale, "notes": list(report.notes),
         "scenarios_file": str(options.scenarios_file) if options.scenarios_file else None,
         "base": _revision_document(report.revisions["base"]),
         "head": _revision_document(report.revisions["head"]),
