@@ -27,6 +27,7 @@ from stress.ab.model import (
     Revision,
     Round,
     ScenarioRounds,
+    Side,
     measure_for,
 )
 from stress.ab.render import render_markdown, report_document
@@ -352,7 +353,7 @@ def test_a_revision_whose_kit_cannot_count_is_judged_on_wall_time_and_ab_md_says
 
     monkeypatch.setattr(instructions, "counts_instructions",
                         lambda revision: revision.side == "head")
-    revisions = {"base": revision("base"), "head": revision("head")}
+    revisions: dict[Side, Revision] = {"base": revision("base"), "head": revision("head")}
     measures, note = instructions.scenario_measures(
         revisions, ["short"], AbOptions(base_ref="a", head_ref="b", measure="auto"))
     assert measures == {"short": "wall"}
