@@ -148,11 +148,13 @@ def render_markdown(report: AbReport) -> str:
     rows = table_rows(report)
     confirm = report.options.confirm_rounds
     counted = any(c.measure == "instructions" for c in report.comparisons)
+    timed = any(c.measure == "wall" for c in report.comparisons) or not counted
     lines = [headline(report), "",
-             f"Rule: {rules_text(report)}. Rounds alternate "
-             "base/head order on this machine; each round's ratio is head/base throughput"
-             + (f"; a scenario below the limit gets {confirm} more rounds, later, and is "
-                "judged on all of them." if confirm else ".")
+             f"Rule: {rules_text(report)}."
+             + (" Rounds alternate base/head order on this machine; each round's ratio is "
+                "head/base throughput"
+                + (f"; a scenario below the limit gets {confirm} more rounds, later, and is "
+                   "judged on all of them." if confirm else ".") if timed else "")
              + (" An instruction-measured scenario (valgrind, start-up taken out) gets one "
                 "round: its ratio is head/base instructions per token, and a count does not "
                 "vary from run to run." if counted else ""), ""]
