@@ -13,6 +13,9 @@ from stress.errors import ConfigError, ExitCode
 from stress.results import UNFINISHED_STATUSES, Result, find_match, measured_throughput
 
 DEFAULT_MAX_DROP_PCT = 20.0
+# Instructions per token (run --measure instructions) on both sides: judged on those instead,
+# head over base, at this much growth. Counts agree to a part in a million run to run.
+DEFAULT_MAX_GROWTH_PCT = 3.0
 
 @dataclass(frozen=True, kw_only=True)
 class ComparisonRow:
@@ -23,6 +26,7 @@ class ComparisonRow:
     verdict: str
     regressed: bool = False
     note: str = ""
+    measure: str = "wall"  # "instructions": baseline/current are instructions per token
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +35,7 @@ class Comparison:
     rows: tuple[ComparisonRow, ...]
     only_in_baseline: tuple[str, ...]
     only_in_current: tuple[str, ...]
+    max_growth_pct: float = DEFAULT_MAX_GROWTH_PCT
 
     @property
     def min_ratio(self) -> float:
@@ -45,8 +50,13 @@ class Comparison:
         return ExitCode.REGRESSION if self.regressions else ExitCode.PASSED
 
     def rule(self) -> str:
-        return (f"regression when current/baseline < {self.min_ratio:.2f} "
+        wall = (f"regression when current/baseline < {self.min_ratio:.2f} "
                 f"(a drop of more than {self.max_drop_pct:g}%)")
+        if not any(row.measure == "instructions" for row in self.rows):
+            return wall
+        return (f"{wall}; with instructions per token on both sides: regression when "
+                f"current/baseline instructions > {1 + self.max_growth_pct / 100:.2f} "
+                f"(more than {self.max_growth_pct:g}% more a token)")
 
 
 def check_max_drop(max_drop_pct: float) -> None:
@@ -57,7 +67,8 @@ def check_max_drop(max_drop_pct: float) -> None:
 
 
 def compare(baseline: list[Result], current: list[Result],
-            max_drop_pct: float = DEFAULT_MAX_DROP_PCT) -> Comparison:
+            max_drop_pct: float = DEFAULT_MAX_DROP_PCT,
+            max_growth_pct: float = DEFAULT_MAX_GROWTH_PCT) -> Comparison:
     check_max_drop(max_drop_pct)
     min_ratio = 1 - max_drop_pct / 100
     unmatched = list(baseline)
@@ -69,10 +80,26 @@ def compare(baseline: list[Result], current: list[Result],
             only_in_current.append(result.scenario.title)
             continue
         unmatched.remove(match)
-        rows.append(_row(match, result, min_ratio))
+        row = _row(match, result, min_ratio)
+        rows.append(_instruction_row(match, result, row, max_growth_pct) or row)
     return Comparison(max_drop_pct=max_drop_pct, rows=tuple(rows),
                       only_in_baseline=tuple(r.scenario.title for r in unmatched),
-                      only_in_current=tuple(only_in_current))
+                      only_in_current=tuple(only_in_current), max_growth_pct=max_growth_pct)
+
+
+def _instruction_row(baseline: Result, current: Result, row: ComparisonRow,
+                     max_growth_pct: float) -> ComparisonRow | None:
+    """The row judged on instructions per token, when both sides counted them."""
+    before = baseline.metrics.instructions_per_token
+    after = current.metrics.instructions_per_token
+    if before is None or after is None or before <= 0 or row.ratio is None:
+        return None  # (no ratio: a side did not finish, and the wall row says so)
+    ratio = after / before
+    regressed = ratio > 1 + max_growth_pct / 100
+    return ComparisonRow(scenario=row.scenario, baseline=before, current=after, ratio=ratio,
+                         verdict="REGRESSION" if regressed else "ok", regressed=regressed,
+                         note="; ".join(filter(None, ["instructions per token", row.note])),
+                         measure="instructions")
 
 
 def _row(baseline: Result, current: Result, min_ratio: float) -> ComparisonRow:
@@ -108,11 +135,16 @@ def format_comparison(comparison: Comparison, baseline_label: str, current_label
     for row in comparison.rows:
         change = "-" if row.ratio is None else f"{(row.ratio - 1) * 100:+.1f}%"
         ratio = "-" if row.ratio is None else f"{row.ratio:.2f}"
+        if row.measure == "instructions" and row.ratio is not None:
+            ratio = f"{row.ratio:.4f}"
         verdict = f"{row.verdict} ({row.note})" if row.note else row.verdict
         table.append((row.scenario, figure(row.baseline), figure(row.current), ratio, change,
                       verdict))
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
     lines = [
+        f"Throughput (tokens/sec; instructions per token where both sides counted them): "
+        f"baseline {baseline_label} -> current {current_label}"
+        if any(row.measure == "instructions" for row in comparison.rows) else
         f"Throughput (tokens/sec): baseline {baseline_label} -> current {current_label}",
         f"Rule: {comparison.rule()}",
         "",
@@ -138,5 +170,9 @@ def format_comparison(comparison: Comparison, baseline_label: str, current_label
 
 def format_regression(comparison: Comparison, row: ComparisonRow) -> str:
     """One regressed scenario in a sentence, for a CI annotation."""
+    if row.measure == "instructions":
+        return (f"{row.scenario}: {row.current or 0:,.1f} instructions per token is "
+                f"{row.ratio or 0:.4f}x the baseline's {row.baseline or 0:,.1f}; "
+                f"{comparison.rule()}")
     return (f"{row.scenario}: {figure(row.current)} tokens/sec is {row.ratio or 0:.2f}x the "
             f"baseline's {figure(row.baseline)}; {comparison.rule()}")

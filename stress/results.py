@@ -54,6 +54,8 @@ class Metrics:
     ttft_max_ms: float | None = None
     max_gap_ms: float | None = None  # longest wait between two tokens of one conversation
     memory_growth_per_1k_tokens_mb: float | None = None
+    # valgrind's count with start-up and imports taken out (run --measure instructions)
+    instructions_per_token: float | None = None
     memory_slope_mb_per_min: float | None = None  # soak runs: fitted after the warm-up
 
 

@@ -7,6 +7,7 @@ slow drift of the machine weighs on both sides alike.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -18,12 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from stress.ab.instructions import explain_failed, growth_from, run_flags, scenario_measures
 from stress.ab.model import (
     AbOptions,
     AbReport,
     Measurement,
     Revision,
     Round,
+    ScenarioMeasure,
     ScenarioRounds,
     Side,
     measured_text,
@@ -40,7 +43,7 @@ from stress.ab.revisions import (
     workspace,
 )
 from stress.console import group
-from stress.errors import ConfigError, RevisionError
+from stress.errors import ConfigError, RevisionError, StressError
 from stress.process import stop_in_stages
 from stress.results import UNFINISHED_STATUSES, parse_results_document
 
@@ -48,6 +51,7 @@ log = logging.getLogger("stress.ab")
 
 RUN_BACKSTOP_S = 3600.0  # the runner's own per-scenario deadlines catch hangs long before this
 STOP_GRACE_S = 15.0  # after SIGTERM the run stops its scenario child in stages, then reports
+COUNTED_WALL_SCALE = 0.01  # the wall-clock run beside an instruction count: not judged
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -62,19 +66,25 @@ def _last_line(path: Path) -> str:
 
 
 def measure(revision: Revision, name: str, number: int, options: AbOptions,
-            out_dir: Path) -> Measurement:
-    """One `python -m stress run NAME` in the revision's environment; its throughput."""
-    run_dir = out_dir / "runs" / name / f"r{number:02d}-{revision.side}"
+            out_dir: Path, *, kind: str = "wall") -> Measurement:
+    """One `python -m stress run NAME` in the revision's environment; its throughput (and
+    its instructions per token, for ``kind`` instructions or callgrind)."""
+    suffix = "" if kind == "wall" else f"-{kind}"
+    run_dir = out_dir / "runs" / name / f"r{number:02d}-{revision.side}{suffix}"
     log_path = run_dir.with_name(run_dir.name + ".log")
     relative_log = str(log_path.relative_to(out_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "results.json").unlink(missing_ok=True)
     argv = [sys.executable, "-m", "stress", "run", name, "--out", str(run_dir),
             "--no-evidence", "--target", revision.target]
-    if options.scale != 1.0:
-        argv += ["--scale", repr(options.scale)]
+    # A counted run's verdict is its count: its wall-clock run (which `run` makes first) is
+    # kept short, so the gate's time goes to the counts.
+    scale = options.scale if kind == "wall" else min(options.scale, COUNTED_WALL_SCALE)
+    if scale != 1.0:
+        argv += ["--scale", repr(scale)]
     if options.scenarios_file is not None:
         argv += ["--scenarios", str(options.scenarios_file)]
+    argv += run_flags(kind, options)
     with log_path.open("w", encoding="utf-8") as out:
         out.write(f"# {revision.side} {revision.ref} ({revision.sha[:12]}), round {number}\n"
                   f"$ {' '.join(argv)}\n")
@@ -90,11 +100,12 @@ def measure(revision: Revision, name: str, number: int, options: AbOptions,
                                log=relative_log)
         finally:
             _stop(proc)  # on an interrupt of the gate itself
-    return read_measurement(run_dir / "results.json", name, returncode, log_path, relative_log)
+    return read_measurement(run_dir / "results.json", name, returncode, log_path, relative_log,
+                            counted=kind != "wall")
 
 
 def read_measurement(path: Path, name: str, returncode: int, log_path: Path,
-                     relative_log: str) -> Measurement:
+                     relative_log: str, *, counted: bool = False) -> Measurement:
     """The scenario's throughput from a run's results.json, or why there is none."""
     if not path.is_file():
         return Measurement(problem=f"`python -m stress run` exited {returncode} without "
@@ -111,35 +122,53 @@ def read_measurement(path: Path, name: str, returncode: int, log_path: Path,
         return Measurement(problem=f"{result.status}: {detail}", log=relative_log)
     if result.metrics.throughput <= 0:
         return Measurement(problem="measured 0 tokens/sec", log=relative_log)
-    return Measurement(throughput=result.metrics.throughput, log=relative_log)
+    per_token = result.metrics.instructions_per_token
+    if counted and per_token is None:
+        why = next((n for n in result.notes if n.startswith("No instruction count")),
+                   "the run reported no instructions per token")
+        return Measurement(problem=why, log=relative_log)
+    return Measurement(throughput=result.metrics.throughput, instructions_per_token=per_token,
+                       log=relative_log)
 
 
 def _play(revisions: Mapping[Side, Revision], names: Sequence[str], numbers: range, *,
           rounds: dict[str, list[Round]], options: AbOptions, out_dir: Path,
-          title: str) -> None:
-    """Rounds `numbers` of each scenario in `names`, appended to `rounds` as they finish."""
+          title: str, measures: Mapping[str, ScenarioMeasure] | None = None) -> None:
+    """Rounds `numbers` of each scenario in `names`, appended to `rounds` as they finish.
+    An instruction-measured scenario gets one round: its count does not vary."""
+    def done_with(name: str) -> bool:
+        # A run without a figure ends the scenario (it is reported); a count needs one round.
+        return any(r.ratio is None for r in rounds[name]) or (
+            (measures or {}).get(name) == "instructions" and bool(rounds[name]))
+
     for number in numbers:
         order = round_order(number)
+        if all(done_with(name) for name in names):
+            break
         with group(f"ab {title} {number}/{numbers.stop - 1}: {order[0]} first"):
             for name in names:
-                if any(r.ratio is None for r in rounds[name]):
-                    continue  # a run without a figure ends the scenario; it is reported
+                kind = (measures or {}).get(name, "wall")
+                if done_with(name):
+                    continue
                 figures: dict[Side, Measurement] = {}
                 for side in order:
-                    figures[side] = measure(revisions[side], name, number, options, out_dir)
+                    figures[side] = measure(revisions[side], name, number, options, out_dir,
+                                            kind=kind)
                     if figures[side].throughput is None:
                         break
                 missing = Measurement(problem="not run (the other side failed first)")
                 done = Round(number=number, base=figures.get("base", missing),
-                             head=figures.get("head", missing))
+                             head=figures.get("head", missing), measure=kind)
                 rounds[name].append(done)
                 print(_round_line(name, done), flush=True)
 
 
 def _suspects(rounds: Mapping[str, list[Round]], min_ratio: float) -> dict[str, float]:
-    """The scenarios whose median so far is below the limit, with that median."""
+    """The wall-measured scenarios whose median so far is below the limit, with that median."""
     found: dict[str, float] = {}
     for name, measured in rounds.items():
+        if any(r.measure == "instructions" for r in measured):
+            continue  # a count needs no confirmation: the next one would be the same
         first = ScenarioRounds(name=name, rounds=tuple(measured))
         ratios = first.ratio_spread()
         if first.verdict(min_ratio) == "regression" and ratios is not None:
@@ -148,7 +177,9 @@ def _suspects(rounds: Mapping[str, list[Round]], min_ratio: float) -> dict[str, 
 
 
 def measure_rounds(revisions: Mapping[Side, Revision], names: Sequence[str],
-                   options: AbOptions, out_dir: Path) -> tuple[list[ScenarioRounds], bool]:
+                   options: AbOptions, out_dir: Path,
+                   measures: Mapping[str, ScenarioMeasure] | None = None
+                   ) -> tuple[list[ScenarioRounds], bool]:
     """Every round of every scenario, then confirmation rounds for those below the limit.
     Returns the comparisons and whether an interrupt (Ctrl-C, a cancelled job) cut them
     short; what was measured is kept either way."""
@@ -157,7 +188,7 @@ def measure_rounds(revisions: Mapping[Side, Revision], names: Sequence[str],
     interrupted = False
     try:
         _play(revisions, names, range(1, options.rounds + 1), rounds=rounds, options=options,
-              out_dir=out_dir, title="round")
+              out_dir=out_dir, title="round", measures=measures)
         if options.confirm_rounds:
             suspects = _suspects(rounds, options.min_ratio)
         if suspects:
@@ -171,12 +202,15 @@ def measure_rounds(revisions: Mapping[Side, Revision], names: Sequence[str],
         interrupted = True
         print("ab: interrupted; the rounds measured so far are reported", file=sys.stderr)
     return [ScenarioRounds(name=n, rounds=tuple(rounds[n]), suspect_median=suspects.get(n),
-                           confirm_after=options.rounds if n in suspects else 0)
+                           confirm_after=options.rounds if n in suspects else 0,
+                           measure=(measures or {}).get(n, "wall"))
             for n in names], interrupted
 
 
 def _round_line(name: str, r: Round) -> str:
     def figure(m: Measurement) -> str:
+        if r.measure == "instructions" and m.instructions_per_token is not None:
+            return f"{m.instructions_per_token:>12,.1f} instr/token"
         return f"{m.throughput:>12,.0f} tokens/s" if m.throughput is not None else "      (failed)"
 
     ratio = f"head/base {measured_text(r.ratio)}" if r.ratio is not None else \
@@ -231,6 +265,36 @@ def _prepare_both(space: Workspace, options: AbOptions, shas: Mapping[Side, str]
     return revisions
 
 
+def explain_regressions(revisions: Mapping[Side, Revision], comparisons: list[ScenarioRounds],
+                        options: AbOptions, out_dir: Path) -> list[ScenarioRounds]:
+    """Each instruction regression with the table of the functions that grew: base and head
+    once more under callgrind (Python names on 3.12+, C names otherwise)."""
+    explained = []
+    for c in comparisons:
+        regressed = c.verdict(options.min_ratio, options.max_instruction_ratio) == "regression"
+        if c.measure != "instructions" or not regressed:
+            explained.append(c)
+            continue
+        number = len(c.rounds) + 1
+        with group(f"ab: {c.name} regressed; callgrind names the functions that grew"):
+            dirs: dict[Side, Path] = {}
+            problems = []
+            for side in ("base", "head"):
+                found = measure(revisions[side], c.name, number, options, out_dir,
+                                kind="callgrind")
+                dirs[side] = out_dir / "runs" / c.name / f"r{number:02d}-{side}-callgrind"
+                if found.problem is not None:
+                    problems.append(f"{side}: {found.problem} (log: {found.log})")
+            try:
+                if problems:
+                    raise RevisionError("; ".join(problems))
+                table, notes = growth_from(dirs, c.name)
+            except StressError as exc:
+                table, notes = explain_failed(exc)
+        explained.append(dataclasses.replace(c, growth_table=table or None, growth_notes=notes))
+    return explained
+
+
 def run_gate(options: AbOptions) -> AbReport:
     repo = repo_root(options.repo)
     shas: dict[Side, str] = {"base": resolve_commit(repo, options.base_ref, "BASE_REF"),
@@ -241,9 +305,13 @@ def run_gate(options: AbOptions) -> AbReport:
     with _sigterm_unwinds(), workspace(repo, options.keep) as space:
         revisions = _prepare_both(space, options, shas, out_dir)
         names, new = choose_scenarios(revisions, options)
-        comparisons, interrupted = measure_rounds(revisions, names, options, out_dir)
+        measures, measure_note = scenario_measures(revisions, names, options)
+        comparisons, interrupted = measure_rounds(revisions, names, options, out_dir, measures)
+        if not interrupted and options.explain:
+            comparisons = explain_regressions(revisions, comparisons, options, out_dir)
     report = AbReport(options=options, revisions=revisions,
-                      comparisons=(*comparisons, *new), interrupted=interrupted)
+                      comparisons=(*comparisons, *new), interrupted=interrupted,
+                      notes=(measure_note,) if measure_note else ())
     log.info("ab gate took %.0fs", time.monotonic() - started)
     write_outputs(report, out_dir)
     return report

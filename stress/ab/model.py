@@ -17,6 +17,12 @@ from stress.target import DEFAULT_TARGET
 
 Side = Literal["base", "head"]
 Verdict = Literal["ok", "regression", "failed", "not compared"]
+# How a scenario is judged: wall time (head/base tokens/s) or valgrind's instructions per
+# token (head/base instructions a token). "auto" in AbOptions picks per scenario.
+ScenarioMeasure = Literal["wall", "instructions"]
+GateMeasure = Literal["wall", "instructions", "auto"]
+DEFAULT_MAX_DROP_PCT = 20.0  # wall time: the noise floor of a shared runner is about ±11%
+DEFAULT_MAX_GROWTH_PCT = 3.0  # instructions: two runs agree to a part in a million
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +32,11 @@ class AbOptions:
     names: tuple[str, ...] = ()
     rounds: int = 5
     confirm_rounds: int = 5  # more rounds for a scenario below the limit; 0: none
-    max_drop_pct: float = 20.0
+    max_drop_pct: float = DEFAULT_MAX_DROP_PCT
+    measure: GateMeasure = "wall"
+    max_growth_pct: float = DEFAULT_MAX_GROWTH_PCT  # instructions per token, head over base
+    instruction_tokens: int = 10_000  # the smaller of the two sizes counted
+    explain: bool = True  # on an instruction regression, callgrind names what grew
     scale: float = 1.0
     base_target: str = DEFAULT_TARGET
     head_target: str = DEFAULT_TARGET
@@ -38,6 +48,10 @@ class AbOptions:
     @property
     def min_ratio(self) -> float:
         return 1.0 - self.max_drop_pct / 100.0
+
+    @property
+    def max_instruction_ratio(self) -> float:
+        return 1.0 + self.max_growth_pct / 100.0
 
 
 def ratio_text(value: float) -> str:
@@ -56,6 +70,21 @@ def rule_text(max_drop_pct: float) -> str:
     """The rule in the ratio's own terms, so nobody has to invert a percentage."""
     return (f"regression when median head/base < {ratio_text(1.0 - max_drop_pct / 100.0)} "
             f"(a drop of more than {max_drop_pct:g}%)")
+
+
+def instruction_rule_text(max_growth_pct: float) -> str:
+    return (f"regression when head/base instructions per token > "
+            f"{ratio_text(1.0 + max_growth_pct / 100.0)} (more than {max_growth_pct:g}% more "
+            "instructions a token)")
+
+
+def measure_for(measure: GateMeasure, token_delay_us: float, consumer_delay_us: float
+                ) -> ScenarioMeasure:
+    """auto: instruction counts where CPU per token is the point (unpaced: no token or
+    consumer delay), wall time where time is (paced: the delays set the pace, not the CPU)."""
+    if measure != "auto":
+        return measure
+    return "instructions" if token_delay_us == 0 and consumer_delay_us == 0 else "wall"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +132,7 @@ class Revision:
 @dataclass(frozen=True, kw_only=True)
 class Measurement:
     throughput: float | None = None  # tokens/s; None when the run gave no figure
+    instructions_per_token: float | None = None  # an instruction-measured run's figure
     problem: str | None = None  # why there is no figure
     log: str = ""  # the run's output, relative to the gate's output folder
 
@@ -112,6 +142,7 @@ class Round:
     number: int
     base: Measurement
     head: Measurement
+    measure: ScenarioMeasure = "wall"
 
     @property
     def order(self) -> tuple[Side, Side]:
@@ -119,6 +150,10 @@ class Round:
 
     @property
     def ratio(self) -> float | None:
+        """head/base throughput (wall), or head/base instructions per token (instructions)."""
+        if self.measure == "instructions":
+            base, head = self.base.instructions_per_token, self.head.instructions_per_token
+            return None if base is None or head is None or base <= 0 else head / base
         if self.base.throughput is None or self.head.throughput is None:
             return None
         return self.head.throughput / self.base.throughput
@@ -134,6 +169,10 @@ class ScenarioRounds:
     # Set when the first rounds' median was below the limit and more rounds followed.
     suspect_median: float | None = None
     confirm_after: int = 0  # the rounds measured before the confirmation rounds
+    measure: ScenarioMeasure = "wall"
+    # On an instruction regression: the functions that grew (a Markdown table) and notes.
+    growth_table: str | None = None
+    growth_notes: tuple[str, ...] = ()
 
     @property
     def ratios(self) -> list[float]:
@@ -152,15 +191,19 @@ class ScenarioRounds:
         return spread(self.ratios) if self.ratios else None
 
     def side_median(self, side: Side) -> float | None:
-        figures = [getattr(r, side).throughput for r in self.rounds if r.ratio is not None]
+        field = "instructions_per_token" if self.measure == "instructions" else "throughput"
+        figures = [getattr(getattr(r, side), field) for r in self.rounds if r.ratio is not None]
         return median(figures) if figures else None
 
-    def verdict(self, min_ratio: float) -> Verdict:
+    def verdict(self, min_ratio: float,
+                max_instruction_ratio: float = 1.0 + DEFAULT_MAX_GROWTH_PCT / 100) -> Verdict:
         if self.not_compared is not None:
             return "not compared"
         ratios = self.ratio_spread()
         if self.problems or ratios is None:
             return "failed"
+        if self.measure == "instructions":
+            return "regression" if ratios.median > max_instruction_ratio else "ok"
         return "regression" if ratios.median < min_ratio else "ok"
 
 
@@ -170,13 +213,16 @@ class AbReport:
     revisions: Mapping[Side, Revision]
     comparisons: tuple[ScenarioRounds, ...]
     interrupted: bool = False
+    notes: tuple[str, ...] = ()  # about the whole gate, e.g. why counts were not taken
+
+    def verdict(self, comparison: ScenarioRounds) -> Verdict:
+        return comparison.verdict(self.options.min_ratio, self.options.max_instruction_ratio)
 
     def verdicts(self) -> dict[str, Verdict]:
-        return {c.name: c.verdict(self.options.min_ratio) for c in self.comparisons}
+        return {c.name: self.verdict(c) for c in self.comparisons}
 
     def with_verdict(self, verdict: Verdict) -> list[ScenarioRounds]:
-        min_ratio = self.options.min_ratio
-        return [c for c in self.comparisons if c.verdict(min_ratio) == verdict]
+        return [c for c in self.comparisons if self.verdict(c) == verdict]
 
     @property
     def exit_code(self) -> ExitCode:

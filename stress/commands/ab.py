@@ -26,8 +26,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "more rounds, after the others, and is judged on all of them "
                              "(default: 5; 0: judge on --rounds alone)")
     parser.add_argument("--max-drop", type=float, default=20.0, metavar="PCT",
-                        help="a regression is a median head/base throughput ratio below "
-                             "1 - PCT/100 (default: 20, i.e. below 0.80)")
+                        help="wall time: a regression is a median head/base throughput ratio "
+                             "below 1 - PCT/100 (default: 20, i.e. below 0.80)")
+    parser.add_argument("--measure", default="wall", choices=("wall", "instructions", "auto"),
+                        help="wall: tokens/s in alternating rounds (the default); "
+                             "instructions: valgrind's instructions per token, one round; "
+                             "auto: instructions for the unpaced scenarios (no token or "
+                             "consumer delay), wall time for the paced ones (needs valgrind)")
+    parser.add_argument("--max-growth", type=float, default=3.0, metavar="PCT",
+                        help="instructions: a regression is a head/base instructions per token "
+                             "ratio above 1 + PCT/100 (default: 3, i.e. above 1.03)")
+    parser.add_argument("--instruction-tokens", type=int, default=10_000, metavar="N",
+                        help="instruction counts run each scenario at N and 2N tokens "
+                             "(default: 10,000)")
+    parser.add_argument("--no-explain", action="store_true",
+                        help="on an instruction regression, do not rerun both sides under "
+                             "callgrind to name the functions that grew")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply message counts; aim for runs of a second or more "
                              "(shorter ones are noisier), e.g. 2 with the reference pipeline")
@@ -61,6 +75,16 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.max_drop < 100:
         raise ConfigError(f"--max-drop {args.max_drop:g}: expected a percentage between 0 and "
                           "100, e.g. 20 (a regression is then head/base < 0.80)")
+    if not 0 < args.max_growth < 100:
+        raise ConfigError(f"--max-growth {args.max_growth:g}: expected a percentage between 0 "
+                          "and 100, e.g. 3 (a regression is then head/base > 1.03)")
+    if args.instruction_tokens < 1:
+        raise ConfigError(f"--instruction-tokens {args.instruction_tokens}: expected a whole "
+                          "number >= 1")
+    if args.measure != "wall":
+        from stress.profiling.instructions import require_valgrind
+
+        require_valgrind()  # one line and exit 2 before any revision is prepared
     check_scale(args.scale, example="0.05")
     scenarios = args.scenarios.resolve() if args.scenarios else None
     if scenarios is not None and not scenarios.is_file():
@@ -71,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
         base_target=args.base_target or args.target, head_target=args.head_target or args.target,
         scenarios_file=scenarios, out_dir=args.out, repo=args.repo, keep=args.keep,
+        measure=args.measure, max_growth_pct=args.max_growth,
+        instruction_tokens=args.instruction_tokens, explain=not args.no_explain,
     )
     report = run_gate(options)
     print(render_text(report), end="")

@@ -26,6 +26,7 @@ from stress.commands.common import (
 )
 from stress.console import Progress, annotate_error, group
 from stress.container import session as container_session
+from stress.engine.instruction_options import add_measure_flags, check_measure
 from stress.engine.options import RunOptions
 from stress.errors import ConfigError
 from stress.results import (
@@ -82,6 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore-task", action="append", default=[], metavar="PATTERN",
                         help="accept leftover tasks whose coroutine's module.qualname matches "
                              "(fnmatch, e.g. 'sse_starlette.*'), in every scenario; repeatable")
+    add_measure_flags(parser)
     add_verbose_flag(parser)
     container_session.add_options(parser)
 
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if not getattr(args, f"{phase}_budget") > 0:
             raise ConfigError(f"--{phase}-budget {getattr(args, f'{phase}_budget')}: "
                               "expected seconds > 0")
+    check_measure(args)  # before any run: no valgrind is one line and exit 2, no fallback
     if args.engine != "host" and (code := container_session.run(args)) is not None:
         return code  # None: --engine auto found no engine, so the run goes on here
     # A SIGTERM before the runner installs its own handler ends the run as a Ctrl-C does:
@@ -134,6 +137,7 @@ def _run_here(args: argparse.Namespace, settings: Settings) -> int:
         flamegraph_source=not args.no_flamegraph_source,
         setup_budget_s=args.setup_budget, quit_budget_s=args.quit_budget,
         teardown_budget_s=args.teardown_budget, ignore_tasks=tuple(args.ignore_task),
+        measure=args.measure, instruction_tokens=args.instruction_tokens,
     )
     # Imported in a throwaway child: the target's code runs at import, and whatever it does
     # there (raise, sys.exit) is a one-line error rather than the runner's end.

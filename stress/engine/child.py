@@ -52,6 +52,9 @@ log = logging.getLogger("stress.engine.child")
 # Exit code when the target itself raised: the parent reports it as a crash.
 EXIT_TARGET_RAISED = 3
 QUIT_LOAD_DEADLINE_S = 2.0  # how long quit-under-load waits for tokens to flow
+# STRESS_SAMPLER=off (an instruction count, stress.engine.instructions): no sampler thread,
+# no sampler timer, no heartbeat, so nothing in the child runs by the clock.
+BACKGROUND = os.environ.get("STRESS_SAMPLER", "on") != "off"
 
 
 def _request_exit(_signum: int, _frame: FrameType | None) -> None:
@@ -61,7 +64,8 @@ def _request_exit(_signum: int, _frame: FrameType | None) -> None:
 
 async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
                    process: psutil.Process) -> ChildFigures:
-    watch_loop(asyncio.get_running_loop())
+    if BACKGROUND:
+        watch_loop(asyncio.get_running_loop())
     # --- lifecycle (stress.engine.lifecycle): setup and warm-up, outside the measured window
     scenario = spec.scenario
     # The params a target is handed (and may keep from setup): their tokens always come from
@@ -233,7 +237,7 @@ def main(argv: list[str]) -> int:
 
     process = psutil.Process()
     kit_threads = {t.ident for t in threading.enumerate() if t.ident is not None}
-    sampler = Sampler(spec.samples_path, spec.sample_interval_s)
+    sampler = Sampler(spec.samples_path, spec.sample_interval_s, background=BACKGROUND)
     try:
         target = load_target(spec.target)()
         wait_until_attached()  # a profiler attaching from outside (py-spy) is there first

@@ -13,6 +13,11 @@ ProfileKind = Literal["memory", "cpu"]
 PROFILE_KINDS: tuple[ProfileKind, ...] = get_args(ProfileKind)
 CpuProfiler = Literal["py-spy", "perf"]
 CPU_PROFILERS: tuple[CpuProfiler, ...] = get_args(CpuProfiler)
+# wall: tokens/s only. instructions: also instructions per token under cachegrind.
+# callgrind: instructions per token under callgrind, with each function's (what `ab` runs to
+# name the functions that got slower).
+Measure = Literal["wall", "instructions", "callgrind"]
+MEASURES: tuple[Measure, ...] = get_args(Measure)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +49,8 @@ class RunOptions:
     teardown_budget_s: float = 10.0  # the target's teardown()
     ignore_tasks: tuple[str, ...] = ()  # added to every scenario's ignore_tasks
     stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
+    measure: Measure = "wall"
+    instruction_tokens: int = 10_000  # the smaller of the two sizes counted under valgrind
 
     def deadlines(self, run_s: float) -> Deadlines:
         return Deadlines(startup_s=self.startup_budget_s, setup_s=self.setup_budget_s,

@@ -170,6 +170,11 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         if len(runs) > 1:
             figures = ", ".join(f"{run_throughput(r):.0f}" for r in runs if r.status == "ok")
             outcome.notes.append(f"Median of {len(runs)} runs; throughputs: {figures} tokens/sec")
+        if options.measure != "wall" and chosen.status == "ok" and not stop.requested:
+            from stress.engine.instructions import with_instructions
+
+            metrics = with_instructions(scenario, options, metrics, log_file=log_file, stop=stop,
+                                        notes=outcome.notes, artifacts=outcome.artifacts)
         plan = evidence_plan(scenario, options, outcome.status)
         kinds = list(plan.kinds)
         interrupted = stop.requested

@@ -79,7 +79,10 @@ class Sampler:
     sample at most an interval old (a watch interval when the loop has just blocked).
     """
 
-    def __init__(self, path: Path, interval_s: float) -> None:
+    def __init__(self, path: Path, interval_s: float, *, background: bool = True) -> None:
+        # background False: no thread and no timer, only the samples set_phase writes (an
+        # instruction count must not depend on how long the run took).
+        self._background = background
         self._file: TextIO = path.open("a", encoding="utf-8", buffering=1)
         self._interval_s = interval_s
         self._rss = _RssReader()
@@ -95,7 +98,8 @@ class Sampler:
         self.peak_rss_mb = 0.0
 
     def start(self) -> None:
-        self._thread.start()
+        if self._background:
+            self._thread.start()
 
     def set_phase(self, phase: Phase, stats: Stats) -> None:
         with self._lock:
@@ -125,6 +129,8 @@ class Sampler:
 
     def _follow_running_loop(self) -> None:
         """Called on the loop's thread: the loop's timer takes over the writing while it runs."""
+        if not self._background:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -152,7 +158,8 @@ class Sampler:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
         self._timer = self._timer_loop = None  # its loop has stopped: the timer never fires
         self.write()
         self._file.close()

@@ -87,7 +87,7 @@ def parse_callgrind(lines: Iterable[str]) -> CallgrindProfile:
             ob = objects(value)
         elif key == "fn":
             current = (ob, functions(value))
-        elif key == "cob":  # cfi= and cfl= name files: nothing to keep
+        elif key == "cob":  # (cfi and cfl, the callee's file, are not needed)
             objects(value)
         elif key == "cfn":
             functions(value)

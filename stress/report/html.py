@@ -185,6 +185,8 @@ def _figures(result: Result, baseline_throughput: float | None) -> str:
         ("Leaked at exit", "not measured (no memray run)" if m.leaked_mb is None
          else f"{m.leaked_mb:.2f} MB"),
     ]
+    if m.instructions_per_token is not None:
+        items.append(("Instructions per token", f"{m.instructions_per_token:,.1f} (valgrind)"))
     if result.repeats > 1:
         items.append(("Runs", f"{result.repeats} (median shown)"))
     body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)

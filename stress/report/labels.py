@@ -41,6 +41,7 @@ MEMORY_GROWTH: Final = "Memory growth"
 QUIT_LATENCY: Final = "Quit latency"
 MESSAGE_LOSS: Final = "Message loss"
 LEAKED_AT_EXIT: Final = "Leaked at exit"
+INSTRUCTIONS_PER_TOKEN: Final = "Instructions per token"
 
 # The headline of each way a run can end unfinished (the judge's wording).
 DEADLOCK_HEADLINE: Final = "FAILURE: Possible deadlock detected"

@@ -46,6 +46,7 @@ _FIELDS: dict[str, tuple[str, str]] = {label.lower(): target for label, target i
     (labels.QUIT_LATENCY, ("metric", "quit_latency_ms")),
     (labels.MESSAGE_LOSS, ("metric", "loss_pct")),
     (labels.LEAKED_AT_EXIT, ("metric", "leaked_mb")),
+    (labels.INSTRUCTIONS_PER_TOKEN, ("metric", "instructions_per_token")),
 )}
 _INTEGER_FIELDS = {"messages", "message_size", "channel_buffer", "conversations",
                    "tokens_received", "messages_sent", "streams_completed", "errors"}

@@ -142,6 +142,11 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
     lines += md_table(["Test", "Messages", "Duration", "Throughput", "Memory", "Status"],
                       [[p.test, p.messages, p.duration, p.throughput, p.memory, p.status]
                        for p in perf])
+    counted = [r for r in results if r.metrics.instructions_per_token is not None]
+    if counted:  # run --measure instructions: valgrind's count beside the wall-clock figure
+        lines += ["", "Instructions per token (valgrind, start-up taken out): " + ", ".join(
+            f"{md_cell(r.scenario.name)} {r.metrics.instructions_per_token:,.1f}"
+            for r in counted)]
 
     lines += ["", "## Baseline Comparison", ""]
     targets = [row for r in results for row in threshold_rows(r)]

@@ -122,6 +122,9 @@ def results_lines(result: Result) -> list[str]:
         lines.append(field_line(labels.MESSAGE_LOSS, loss_text(result)))
     if m.leaked_mb is not None:
         lines.append(field_line(labels.LEAKED_AT_EXIT, f"{m.leaked_mb:.2f} MB"))
+    if m.instructions_per_token is not None:
+        lines.append(field_line(labels.INSTRUCTIONS_PER_TOKEN,
+                                f"{m.instructions_per_token:.1f} (valgrind)"))
     return lines
 
 
