@@ -20,6 +20,7 @@ from stress.commands import (
     config,
     image,
     list_scenarios,
+    lock,
     merge,
     pin,
     report,
@@ -51,6 +52,7 @@ COMMANDS: dict[str, Command] = {
     "config": config,
     "image": image,
     "pin": pin,
+    "lock": lock,
 }
 
 
