@@ -19,6 +19,7 @@ from stress.commands import (
     compare,
     config,
     image,
+    init,
     list_scenarios,
     lock,
     merge,
@@ -52,6 +53,7 @@ COMMANDS: dict[str, Command] = {
     "config": config,
     "image": image,
     "pin": pin,
+    "init": init,
     "lock": lock,
 }
 

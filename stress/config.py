@@ -30,6 +30,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from stress import strict_yaml
 from stress.errors import ConfigError
 from stress.scenario import (
@@ -163,3 +165,15 @@ def select(scenarios: Mapping[str, Scenario], names: Sequence[str],
             raise ConfigError(f"{source}: no scenario named {describe(name)}; {hint}")
         chosen.append(scenarios[name])
     return chosen
+
+
+def scenarios_yaml(scenarios: Sequence[Scenario]) -> str:
+    """A scenarios file holding exactly ``scenarios`` (what ``load_scenarios`` reads back)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for scenario in scenarios:
+        entry = scenario.to_dict()
+        name = entry.pop("name")
+        entry["thresholds"] = {k: v for k, v in entry["thresholds"].items() if v is not None}
+        entries[name] = {k: v for k, v in entry.items() if v is not None}
+    return yaml.safe_dump({"version": 1, "scenarios": entries}, sort_keys=False,
+                          allow_unicode=True)

@@ -202,7 +202,9 @@ def _number(raw: object, what: str, *, whole: bool = False) -> float:
 def _scale(raw: object, what: str, base: Path | None) -> float:
     value = float(_number(raw, what))
     if value <= 0:
-        raise ConfigError(f"{what} is {value:g}; expected a factor > 0, e.g. 0.01")
+        # A typed flag keeps the command line's own wording ("--scale 0.0: ...").
+        shown = f"{what} {value}:" if what.startswith("--") else f"{what} is {value:g};"
+        raise ConfigError(f"{shown} expected a factor > 0, e.g. 0.01")
     return value
 
 
@@ -294,7 +296,10 @@ def resolve_settings(cli_values: Mapping[str, object], cwd: Path,
     unknown = set(cli_values) - set(_BY_NAME)
     if unknown:
         raise ValueError(f"resolve_settings: no setting named {sorted(unknown)[0]!r}")
-    project = find_project_config(cwd, known=tuple(_BY_NAME), tables=_TABLES)
+    # A run inside the container is handed its resolved settings; it must not apply the
+    # project's overrides a second time.
+    project = None if environ.get("STRESS_NO_PROJECT_CONFIG") == "1" else \
+        find_project_config(cwd, known=tuple(_BY_NAME), tables=_TABLES)
     resolved: dict[str, Sourced[Any]] = {}
     where: dict[str, str] = {}  # how each value's source is named in a message
     for key in KEYS:
@@ -316,7 +321,10 @@ def resolve_settings(cli_values: Mapping[str, object], cwd: Path,
         raise ConfigError(f"{where['scenarios_file']}: no such file {str(path)!r}")
     scenarios, origins = _scenario_set(resolved["scenarios_file"], project)
     for name in ("select", "ab.scenarios"):
-        config.select(scenarios, resolved[name].value, where[name])
+        # Names typed on the command line are looked up in the scenarios file: name it.
+        typed = resolved[name].origin == COMMAND_LINE
+        source = (str(path) if path else config.BUILTIN_NAME) if typed else where[name]
+        config.select(scenarios, resolved[name].value, source)
     top = {name: value for name, value in resolved.items() if "." not in name}
     return Settings(
         config_file=project.label if project is not None else None,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,6 +73,10 @@ def load_target(spec: str) -> TargetFactory:
             f"--target {spec!r}: expected 'module:attr', "
             f"for example {DEFAULT_TARGET!r}"
         )
+    # The project's folder, as `python -m` has it: the `stress-kit` script does not, and a
+    # target is named from the folder the command runs in.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

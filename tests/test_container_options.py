@@ -38,15 +38,25 @@ def test_container_options_sit_beside_the_run_options_in_one_parser() -> None:
         timeout_s=90.0, build=False)
 
 
-def test_engine_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert parse_run().engine == "host"  # `python -m stress run` runs here unless asked
+def test_engine_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    from stress.commands.run import apply_settings
+
+    monkeypatch.chdir(tmp_path)  # no project config here
+
+    def resolved(*argv: str) -> argparse.Namespace:
+        args = parse_run(*argv)
+        apply_settings(args)
+        return args
+
+    assert resolved().engine == "host"  # `python -m stress run` runs here unless asked
     monkeypatch.setenv("STRESS_ENGINE", "auto")
     monkeypatch.setenv("STRESS_BASE_IMAGE", "local/base:1")
     monkeypatch.setenv("STRESS_IMAGE", "mine:1")
-    options = session.ContainerOptions.from_args(parse_run())
+    options = session.ContainerOptions.from_args(resolved())
     assert (options.engine, options.base, options.image, options.build) == (
         "auto", "local/base:1", "mine:1", True)
-    assert parse_run("--engine", "docker").engine == "docker"  # the flag wins
+    assert resolved("--engine", "docker").engine == "docker"  # the flag wins
 
 
 def test_unknown_engine_is_a_usage_error() -> None:

@@ -208,7 +208,8 @@ def test_bad_config_gets_one_line_naming_file_and_key(
     ({}, {"STRESS_SCALE": "abc"}, "STRESS_SCALE is 'abc'; expected a finite number"),
     ({}, {"STRESS_AB_ROUNDS": "0"}, "STRESS_AB_ROUNDS is 0; expected a whole number >= 1"),
     ({}, {"STRESS_ENGINE": "podman"}, "expected one of host, docker, auto"),
-    ({"select": ["nope"]}, {}, "NAME: no scenario named 'nope'; available: short"),
+    ({"select": ["nope"]}, {}, "stress/scenarios.yaml: no scenario named 'nope'; "
+                               "available: short"),
     ({"container.cpus": 0}, {}, "--cpus is 0; expected CPUs > 0"),
     ({"scenarios_file": Path("nope.yaml")}, {}, "--scenarios: no such file 'nope.yaml'"),
 ])

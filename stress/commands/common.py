@@ -17,10 +17,11 @@ from stress.errors import ConfigError
 
 if TYPE_CHECKING:
     from stress.scenario import Scenario
+    from stress.settings import Settings
 
 
 def add_scenarios_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenarios", type=Path, metavar="FILE",
+    parser.add_argument("--scenarios", type=Path, metavar="FILE", action=GivenFlag,
                         help="a scenarios YAML file instead of the built-in one")
 
 
@@ -30,6 +31,36 @@ def chosen_scenarios(args: argparse.Namespace, names: list[str]) -> list[Scenari
 
     source = str(args.scenarios) if args.scenarios else BUILTIN_NAME
     return select(load_scenarios(args.scenarios), names, source)
+
+
+class GivenFlag(argparse.Action):
+    """Stores the value and remembers that it was typed: only a typed flag outranks the
+    project config and the STRESS_* variables; the parser's default does not."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given_flags = {*getattr(namespace, "given_flags", ()), self.dest}
+
+
+def resolve_run_settings(args: argparse.Namespace) -> Settings:
+    """The run's settings: the flags typed over STRESS_* over the project's ``[tool.stress]``
+    (or ``stress.toml``) over the built-in defaults. Resolved once, here."""
+    import os
+
+    from stress.settings import resolve_settings
+
+    typed: set[str] = getattr(args, "given_flags", set())
+
+    def given(name: str) -> object:
+        return getattr(args, name, None) if name in typed else None
+
+    return resolve_settings({
+        "target": given("target"), "scenarios_file": given("scenarios"),
+        "select": list(args.names) or None, "profile": given("profile"),
+        "engine": given("engine"), "out": given("out"), "scale": given("scale"),
+        "container.memory": given("memory"), "container.cpus": given("cpus"),
+    }, Path.cwd(), os.environ)
 
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import shutil
+import tempfile
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stress.commands.common import (
+    GivenFlag,
     add_scenarios_flag,
     add_verbose_flag,
     check_loops,
     check_scale,
-    chosen_scenarios,
+    resolve_run_settings,
     start_logging,
 )
 from stress.console import Progress, annotate_error, group
@@ -22,21 +28,26 @@ from stress.results import Result, overall_exit_code
 from stress.scenario import Scenario
 from stress.target import DEFAULT_TARGET, load_target
 
+if TYPE_CHECKING:
+    from stress.settings import Settings
+
 HELP = "run stress scenarios and write logs, results.json, junit.xml, summary.md, report.html"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="scenarios to run (default: all)")
-    parser.add_argument("--out", type=Path, default=Path("stress-results"),
+    # A flag left out falls back on STRESS_*, then the project's [tool.stress], then these.
+    parser.add_argument("--out", type=Path, default=Path("stress-results"), action=GivenFlag,
                         help="results folder (default: stress-results/)")
-    parser.add_argument("--scale", type=float, default=1.0,
+    parser.add_argument("--scale", type=float, default=1.0, action=GivenFlag,
                         help="multiply message counts, e.g. 0.01 for a quick run")
     parser.add_argument("--target", default=DEFAULT_TARGET, metavar="MODULE:ATTR",
+                        action=GivenFlag,
                         help=f"the system under test (default: {DEFAULT_TARGET})")
     add_scenarios_flag(parser)
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="run each scenario N times and report the median")
-    parser.add_argument("--profile", default="", metavar="KINDS",
+    parser.add_argument("--profile", default="", metavar="KINDS", action=GivenFlag,
                         help="profile each scenario in a separate run: memory, cpu or memory,cpu")
     parser.add_argument("--cpu-profiler", default="py-spy", choices=("py-spy", "perf"),
                         help="the sampling CPU profiler (perf needs Linux perf and Python 3.12+)")
@@ -59,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from stress.report.text import format_block
 
     start_logging(args)
+    settings = apply_settings(args)
     check_scale(args.scale)
     if args.repeat < 1:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
@@ -68,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         return code  # None: --engine auto found no engine, so the run goes on here
     check_loops([args.loop])
     load_target(args.target)  # fail here, once, rather than in every child
-    scenarios = [s.scaled(args.scale) for s in chosen_scenarios(args, args.names)]
+    scenarios = settings.chosen_scenarios()
     baseline = load_baseline(args.baseline) if args.baseline else None
     options = RunOptions(
         out_dir=args.out, target=args.target,
@@ -104,3 +116,35 @@ def run(args: argparse.Namespace) -> int:
           f"{sum(r.passed for r in results)} passed, {sum(not r.passed for r in results)} failed; "
           f"results in {args.out}/ (exit {int(code)})")
     return int(code)
+
+
+def apply_settings(args: argparse.Namespace) -> Settings:
+    """Resolve the settings once and put each resolved value back on ``args``, so the host
+    run and the container's command line see the same options."""
+    settings = resolve_run_settings(args)
+    args.target = settings.target.value
+    args.out = settings.out.value
+    args.scale = settings.scale.value
+    args.profile = ",".join(settings.profile.value)
+    args.engine = settings.engine.value
+    args.memory = settings.container.memory.value
+    args.cpus = settings.container.cpus.value
+    args.names = list(settings.select.value)
+    if settings.scenarios_file.value is not None:
+        args.scenarios = settings.scenarios_file.value
+    if settings.config_file is not None and settings.engine.value != "host":
+        # The project's threshold overrides must reach the container's run: hand it the
+        # resolved scenario set as a file, and keep it from reading the project config again.
+        args.scenarios = write_resolved_scenarios(settings)
+        os.environ["STRESS_NO_PROJECT_CONFIG"] = "1"
+    return settings
+
+
+def write_resolved_scenarios(settings: Settings) -> Path:
+    from stress.config import scenarios_yaml
+
+    folder = Path(tempfile.mkdtemp(prefix="stress-scenarios-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "scenarios.yaml"
+    path.write_text(scenarios_yaml(settings.scenarios), encoding="utf-8")
+    return path

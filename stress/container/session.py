@@ -39,20 +39,24 @@ DEFAULT_TIMEOUT_S = 3600.0
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """The container options, beside the run command's own (defaults from STRESS_* variables)."""
+    """The container options, beside the run command's own. The engine, memory and CPU limits
+    are settings (STRESS_ENGINE, the project's [tool.stress] ...) resolved by the run command;
+    the image options read their variables here."""
+    from stress.commands.common import GivenFlag
+
     env = os.environ.get
     group = parser.add_argument_group("container")
     group.add_argument("--engine", choices=("auto", "docker", "host"),
-                       default=env("STRESS_ENGINE", "host"),
+                       default="host", action=GivenFlag,
                        help="docker: in the pinned image; auto: there if an engine answers, "
                             "else here with a warning (default: host, or $STRESS_ENGINE)")
     group.add_argument("--base", default=env("STRESS_BASE_IMAGE") or None, metavar="IMAGE",
                        help="base image (default: $STRESS_BASE_IMAGE or the Dockerfile's pin)")
     group.add_argument("--image", default=env("STRESS_IMAGE") or None, metavar="TAG",
                        help="also tag the image so (default: a tag derived from its inputs)")
-    group.add_argument("--memory", default=env("STRESS_CONTAINER_MEMORY", DEFAULT_MEMORY),
+    group.add_argument("--memory", default=DEFAULT_MEMORY, action=GivenFlag,
                        help=f"the container's memory limit (default: {DEFAULT_MEMORY})")
-    group.add_argument("--cpus", type=float, default=_float(env("STRESS_CONTAINER_CPUS")),
+    group.add_argument("--cpus", type=float, default=None, action=GivenFlag,
                        help="the container's CPU limit (default: no limit)")
     group.add_argument("--container-timeout", type=float, metavar="SECONDS",
                        default=_float(env("STRESS_CONTAINER_TIMEOUT")) or DEFAULT_TIMEOUT_S,
