@@ -87,10 +87,34 @@ class ImageInputs:
 
 def gather_project(work: Path, project: Project) -> ProjectInputs:
     """Build the project's wheel in `work` and read the pins its layer installs."""
-    wheel = wheelhouse.build_project_wheel(project.root, work / "project-wheel", own_backend=True)
+    wheel = project_wheel(project, work / "project-wheel")
     name, version, modules = wheelhouse.wheel_metadata(wheel)
     return ProjectInputs(name=name, version=version, wheel=wheel, modules=modules,
                          requirements=image_requirements(project, LOCK))
+
+
+def project_wheel(project: Project, out_dir: Path) -> Path:
+    """The project's wheel in out_dir: built with its own backend, or, for sources built before,
+    the wheel kept from then (a build in an isolated environment takes seconds)."""
+    kept = cache_dir() / "projects" / normalise(project.name) / wheelhouse.source_digest(
+        project.root)[:32]
+    found = sorted(kept.glob("*.whl")) if kept.is_dir() else []
+    if len(found) == 1:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(found[0], out_dir / found[0].name))
+    backend = cache_dir() / "build-backends"
+    try:  # the backend's wheels kept on the host, so later builds need no index
+        wheelhouse.download_build_backend(project.build_requires, backend)
+        links: Path | None = backend
+    except wheelhouse.WheelhouseError:
+        links = None  # offline: pip's own cache may still have it
+    wheel = wheelhouse.build_project_wheel(project.root, out_dir, own_backend=True,
+                                           find_links=links)
+    if kept.parent.is_dir():
+        shutil.rmtree(kept.parent)  # only the newest sources' wheel is kept
+    kept.mkdir(parents=True)
+    shutil.copy2(wheel, kept / wheel.name)
+    return wheel
 
 
 def gather_inputs(work: Path, base: str | None, project: Project | None = None) -> ImageInputs:

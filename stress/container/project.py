@@ -44,6 +44,7 @@ class Project:
     dependencies: tuple[str, ...]  # () also when they are dynamic (see `dynamic_deps`)
     dynamic_deps: bool
     extra_requirements: tuple[str, ...]
+    build_requires: tuple[str, ...]  # its [build-system] requires
     lock: Path  # may not exist yet: `stress-kit lock` writes it
     lock_origin: str  # "default" or where the config named it
 
@@ -67,11 +68,12 @@ def find_project(cwd: Path, environ: Mapping[str, str] | None = None) -> Project
     for folder in (cwd, *cwd.parents):
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
-            table = _read(pyproject).get("project")
+            data = _read(pyproject)
+            table = data.get("project")
             if not isinstance(table, dict) or normalise(str(table.get("name", ""))) == \
                     KIT_DISTRIBUTION:
                 return None  # plain modules, or the kit's own checkout (already in the image)
-            return _project(folder, table, environ)
+            return _project(folder, table, environ, data.get("build-system"))
         if (folder / ".git").exists():
             return None
     return None
@@ -84,7 +86,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read it as TOML ({exc})") from None
 
 
-def _project(root: Path, table: dict[str, Any], environ: Mapping[str, str] | None) -> Project:
+def _project(root: Path, table: dict[str, Any], environ: Mapping[str, str] | None,
+             build_system: object) -> Project:
     from stress.settings import resolve_settings
 
     name = table.get("name")
@@ -98,10 +101,14 @@ def _project(root: Path, table: dict[str, Any], environ: Mapping[str, str] | Non
     # The project's config, resolved as every command resolves it (errors are one line, exit 2).
     settings = resolve_settings({}, root, os.environ if environ is None else environ)
     lock = settings.lock.value
+    requires = build_system.get("requires", []) if isinstance(build_system, dict) else []
+    if not isinstance(build_system, dict):
+        requires = ["setuptools>=40.8.0"]  # pip's default backend for a pyproject without one
     return Project(
         root=root, name=name, dependencies=tuple(deps),
         dynamic_deps=isinstance(dynamic, list) and "dependencies" in dynamic,
         extra_requirements=settings.extra_requirements.value,
+        build_requires=tuple(r for r in requires if isinstance(r, str)),
         lock=lock if lock is not None else root / LOCK_NAME,
         lock_origin=settings.lock.origin,
     )

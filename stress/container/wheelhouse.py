@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import importlib.metadata
 import os
@@ -139,8 +140,21 @@ def source_files(source: Path) -> list[Path]:
             skipped = ignore(root, files)
             found += [Path(root, f).relative_to(source) for f in files if f not in skipped]
         return found
-    names = listed.decode().split("\0")
-    return [Path(name) for name in names if name and (source / name).is_file()]
+    names = [Path(name) for name in listed.decode().split("\0") if name]
+    # Untracked files count (a new module not yet added), but not the kit's own output.
+    return [name for name in names if (source / name).is_file() and not _is_junk(name)]
+
+
+def _is_junk(relative: Path) -> bool:
+    return any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in _JUNK)
+
+
+def source_digest(source: Path) -> str:
+    """A digest of the files a wheel is built from (names and bytes): same sources, same wheel."""
+    digest = hashlib.sha256()
+    for relative in sorted(source_files(source)):
+        digest.update(relative.as_posix().encode() + b"\0" + (source / relative).read_bytes())
+    return digest.hexdigest()
 
 
 def build_project_wheel(source: Path, project_dir: Path, *, own_backend: bool = False,
