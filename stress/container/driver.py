@@ -295,6 +295,8 @@ class StressContainer:
         if user == IMAGE_USER:
             self._hand_back = results_owner(cfg.results_dir)
             give_tree(cfg.results_dir, *user_ids(IMAGE_USER))
+            for mount in cfg.mounts:
+                _check_readable(mount)
         environment = dict(cfg.environment)
         if user is not None and not user.startswith("0:"):
             # An arbitrary uid has no home in the image; tools that cache under ~ need one.
@@ -463,6 +465,17 @@ class StressContainer:
         finally:
             if self._hand_back is not None:
                 give_tree(self.config.results_dir, *self._hand_back)
+
+
+def _check_readable(mount: Mount) -> None:
+    """The image's user reads the mounts as "others": say so before the run fails inside."""
+    mode = mount.host.stat().st_mode
+    needed = 0o005 if mount.host.is_dir() else 0o004
+    if mode & needed != needed:
+        raise ConfigError(f"{mount.host} is not readable by others (mode {mode & 0o777:o}), and "
+                          f"the container runs as uid {user_ids(IMAGE_USER)[0]}, not root: "
+                          f"chmod o+r{'x' if needed == 0o005 else ''} it, or run the kit as a "
+                          "user other than root")
 
 
 def _remove(container: Any) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import os
 import signal
+import sys
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -148,10 +149,18 @@ def target_folder(target: str, cwd: Path) -> Path | None:
     top = target.partition(":")[0].split(".")[0]
     if top == "stress":
         return None
+    # Looked for as the run imports it: from the folder the command runs in too (the
+    # `stress-kit` script does not put it on the path by itself).
+    added = str(cwd) not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, str(cwd))
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         spec = None
+    finally:
+        if added:
+            sys.path.remove(str(cwd))
     if spec is None or spec.origin is None:
         raise ConfigError(f"--target {target!r}: cannot find module {top!r} here; run from the "
                           "folder it is imported from, or put that folder on PYTHONPATH")
