@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from stress.container import driver, leftovers
+from stress.container import driver, leftovers, wheelhouse
 from stress.errors import EngineError
 
 pytestmark = pytest.mark.docker
@@ -61,10 +62,7 @@ def client() -> Any:
 def kit_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The kit's wheel installed into a fresh venv outside the checkout (with uv, for lock)."""
     root = tmp_path_factory.mktemp("kit-venv")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(REPO)],
-                   check=True, capture_output=True, timeout=600)
-    wheel = next((root / "dist").glob("asyncio_stress_kit-*.whl"))
+    wheel = wheelhouse.kit_wheel(root / "dist")  # as the image build makes it
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
     subprocess.run([str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
                     "--disable-pip-version-check", f"{wheel}[container]", "uv"],
@@ -108,12 +106,16 @@ class Target:
 '''
 
 WORK = '''
+import time
+
 PASSES = 1  # the measured work per token: the test doubles it
 
 
 def render(text: str) -> str:
-    for _ in range(PASSES * 40):
-        text = "".join(reversed(text))
+    # Busy for a fixed CPU time per pass: a slowdown that shows, whatever the machine.
+    done = time.perf_counter() + PASSES * 50e-6
+    while time.perf_counter() < done:
+        text = text[::-1]
     return text
 '''
 
@@ -187,6 +189,12 @@ def environment_of(results: Path) -> dict[str, Any]:
     return dict(data["environment"])
 
 
+def built_tag(stdout: str) -> str:
+    found = re.search(r"^--- built (\S+)", stdout, re.M)
+    assert found is not None, stdout[-3000:]
+    return found[1]
+
+
 def note(name: str, value: Any) -> None:
     FIGURES[name] = value
     print(f"figure: {name} = {value}")
@@ -222,13 +230,12 @@ def test_a_project_runs_on_the_host_in_its_image_and_through_the_gate(
     assert env["kit_version"]
     assert env["image_id"].startswith("sha256:")
     first = throughput(project / "stress-results")
-    tag = next(line.split()[-1] for line in done.stdout.splitlines()
-               if line.startswith("--- in "))[:-1]
+    tag = built_tag(done.stdout)
     note("first container run, image build included (s)", round(first_s, 1))
 
     done, cached_s = kit(kit_venv, project, *docker_run)
     assert done.returncode == 0, done.stderr
-    assert f"--- in {tag}:" in done.stdout  # same sources, same tag
+    assert built_tag(done.stdout) == tag  # same sources, same tag
     note("cached container run (s)", round(cached_s, 1))
     history = client.api.history(tag)
     project_layers = [layer for layer in history[:12] if "/opt/project" in layer["CreatedBy"]]
@@ -241,8 +248,7 @@ def test_a_project_runs_on_the_host_in_its_image_and_through_the_gate(
     git(project, "commit", "-qam", "render twice")
     done, _ = kit(kit_venv, project, *docker_run)
     assert done.returncode == 0, done.stderr
-    new_tag = next(line.split()[-1] for line in done.stdout.splitlines()
-                   if line.startswith("--- in "))[:-1]
+    new_tag = built_tag(done.stdout)
     assert new_tag != tag
     slower = throughput(project / "stress-results")
     note("throughput after the 2x slowdown / before", round(slower / first, 3))
