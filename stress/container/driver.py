@@ -293,10 +293,10 @@ class StressContainer:
                                       read_only=True) for m in cfg.mounts]
         user = cfg.user or self._default_user()
         if user == IMAGE_USER:
-            self._hand_back = results_owner(cfg.results_dir)
-            give_tree(cfg.results_dir, *user_ids(IMAGE_USER))
             for mount in cfg.mounts:
                 _check_readable(mount)
+            self._hand_back = results_owner(cfg.results_dir)
+            give_tree(cfg.results_dir, *user_ids(IMAGE_USER))
         environment = dict(cfg.environment)
         if user is not None and not user.startswith("0:"):
             # An arbitrary uid has no home in the image; tools that cache under ~ need one.
@@ -318,12 +318,23 @@ class StressContainer:
                 labels={RUN_LABEL: "1", SESSION_LABEL: session_id()},
             )
         except _docker().errors.ImageNotFound as exc:
+            self._give_back()
             raise EngineError(f"image {cfg.image} is not on this engine: build it with "
                               "`stress-kit image`") from exc
         except _docker().errors.DockerException as exc:
+            self._give_back()
             raise EngineError(f"could not create a container from {cfg.image}: "
                               f"{_first_line(exc)}") from exc
+        except BaseException:
+            self._give_back()
+            raise
         return self
+
+    def _give_back(self) -> None:
+        """The results folder back to its owner (after the image's user wrote in it)."""
+        if self._hand_back is not None:
+            give_tree(self.config.results_dir, *self._hand_back)
+            self._hand_back = None
 
     def _default_user(self) -> str | None:
         # Rootless engines map the container's root to the host user; any other uid inside
@@ -463,8 +474,7 @@ class StressContainer:
                 return
             _remove(container)
         finally:
-            if self._hand_back is not None:
-                give_tree(self.config.results_dir, *self._hand_back)
+            self._give_back()
 
 
 def _check_readable(mount: Mount) -> None:
