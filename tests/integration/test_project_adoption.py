@@ -29,6 +29,7 @@ import pytest
 
 from stress.container import driver, leftovers, wheelhouse
 from stress.errors import EngineError
+from tests.integration.test_container_engine import remove_new_images
 
 pytestmark = pytest.mark.docker
 
@@ -163,6 +164,7 @@ BUILT: set[str] = set()  # kit-only tags these tests built (absent before them)
 @pytest.fixture(scope="module")
 def cleanup_images(client: Any) -> Iterator[None]:
     before = {tag for found in client.images.list() for tag in found.tags}
+    before_ids = {found.id for found in client.images.list(all=True)}
     yield
     for found in client.images.list():
         for tag in found.tags:
@@ -170,6 +172,7 @@ def cleanup_images(client: Any) -> Iterator[None]:
             if ours and tag not in before:
                 with contextlib.suppress(Exception):
                     client.images.remove(tag, force=True)
+    remove_new_images(client, before_ids)  # the build stages' layers too
 
 
 def kit(bin_dir: Path, cwd: Path, *args: str, timeout: float = 900,
