@@ -1,27 +1,32 @@
 """What the runner's sampling costs the run it measures, on this machine.
 
     python ci/sampling_overhead.py [--rounds 11] [--seconds 4] [--interval 0.1]
-                                   [--target MODULE:ATTR] [--messages N]
+                                   [--target MODULE:ATTR ...] [--messages N]
 
 The scenario child samples its RSS and counters from a thread every ``--sample-interval``
-seconds (stress.engine.sampler.Sampler), and the runner reads each sample as it arrives. Sampling
+seconds (stress.engine.sampler.Sampler: the loop's timer while the loop runs, a thread when it is
+blocked), and the runner reads each sample as it arrives. Sampling
 cannot be switched off: an interval far longer than the run (OFF_INTERVAL_S) leaves only the
 sample written when the measured run starts, none while tokens flow, which is "off" for this
 purpose. ``--interval`` costs any other interval the same way (e.g. 0.005).
 
-One unpaced scenario (10-character tokens, sized so that a run lasts about --seconds) runs
-through ``python -m stress run``, the way a user runs it, with sampling on and off in turn,
---rounds times each; which goes first alternates, so a drift in the machine's load falls on
-both. Each round gives the throughput ratio on/off, and their median gives the cost.
+For each target (by default the reference pipeline and a plain asyncio.Queue pipeline like
+the README's example, tests.user_targets:echo), one unpaced scenario (10-character tokens,
+sized so that a run lasts about --seconds) runs through ``python -m stress run``, the way a
+user runs it, with sampling on and off in turn, --rounds times each; which goes first
+alternates, so a drift in the machine's load falls on both. Each round gives the throughput
+ratio on/off, and their median gives the cost.
 
 The issue's bound: sampling must cost under 2% of throughput. On a busy machine single rounds
 spread far wider than 2%, so the end-to-end figure comes with the median's 95% confidence
 interval (distribution-free, from order statistics) and is backed by a direct measurement that
 amplifies the cost: the kit's Sampler thread at 1,000 samples/s beside a GIL-bound main
-thread, its CPU time per sample read from the kernel's per-thread accounting; scaled to
---interval, that is the cost. Verdict "holds" (exit 0) when the direct figure's upper end is
-under the bound and the end-to-end interval does not lie wholly above it; "does NOT hold"
-(exit 1) otherwise; exit 2 when a run failed.
+thread (a blocked loop: the thread writes every sample), its CPU time per sample read from the
+kernel's per-thread accounting; scaled to --interval, that is the cost. The verdict judges the
+figures it prints against the bound it prints: "holds" (exit 0) when every target's median
+end-to-end cost and the direct figure's upper end are under the bound, "does NOT hold"
+(exit 1) when any is not; exit 2 when a run failed. The interval is printed for what it says
+about the machine's noise; the verdict is on the median, the figure the script reports.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,8 +44,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # this checkout's kit, also when run as a plain script
+
+from stress import stats  # noqa: E402
+
 SCENARIO = "overhead"
-DEFAULT_TARGET = "stress.pipeline:reference"
+DEFAULT_TARGETS = ("stress.pipeline:reference", "tests.user_targets:echo")
 NORMAL_INTERVAL_S = 0.1  # the runner's default (--sample-interval)
 OFF_INTERVAL_S = 3600.0  # no periodic sample falls inside a run of minutes
 PROBE_MESSAGES = 500_000
@@ -67,6 +76,15 @@ class Round:
     @property
     def ratio(self) -> float:
         return self.on.throughput / self.off.throughput
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cost:
+    """One target's end-to-end cost of sampling, in percent of throughput."""
+
+    target: str
+    median_pct: float
+    interval_pct: tuple[float, float] | None  # the median's confidence interval, if resolved
 
 
 class RunFailedError(Exception):
@@ -164,11 +182,11 @@ def median_interval(values: list[float]) -> tuple[float, float, float] | None:
     return best
 
 
-def end_to_end(rounds: list[Round], interval_s: float) -> tuple[float, float] | None:
-    """Print the end-to-end figures; returns the cost's confidence interval in percent."""
+def end_to_end(rounds: list[Round], interval_s: float, target: str) -> Cost:
+    """Print the end-to-end figures; returns the cost, its median and confidence interval."""
     ratios = [r.ratio for r in rounds]
-    median = statistics.median(ratios)
-    on_rate = statistics.median(r.on.samples / max(r.on.duration_s, 1e-9) for r in rounds)
+    median = stats.median(ratios)
+    on_rate = stats.median([r.on.samples / max(r.on.duration_s, 1e-9) for r in rounds])
     durations = [m.duration_s for r in rounds for m in (r.on, r.off)]
     print(f"median on/off throughput ratio over {len(rounds)} round(s): {median:.3f} "
           f"(rounds {min(ratios):.3f}..{max(ratios):.3f}; runs lasted "
@@ -178,11 +196,11 @@ def end_to_end(rounds: list[Round], interval_s: float) -> tuple[float, float] | 
     interval = median_interval(ratios)
     if interval is None:
         print(f"end to end: too few rounds for a {CONFIDENCE:.0%} interval (use --rounds 6+)")
-        return None
+        return Cost(target=target, median_pct=(1 - median) * 100, interval_pct=None)
     low_ratio, high_ratio, coverage = interval
     cost_low, cost_high = (1 - high_ratio) * 100, (1 - low_ratio) * 100
     print(f"{coverage:.1%} confidence interval of the cost: {cost_low:+.2f}%..{cost_high:+.2f}%")
-    return cost_low, cost_high
+    return Cost(target=target, median_pct=(1 - median) * 100, interval_pct=(cost_low, cost_high))
 
 
 def spin(n: int) -> int:
@@ -226,12 +244,16 @@ def per_sample_cost(work: Path, rounds: int) -> tuple[float, float, float]:
         costs.append(cpu / max(samples, 1))
     interval = median_interval(costs)
     low, high = (interval[0], interval[1]) if interval else (min(costs), max(costs))
-    return statistics.median(costs), low, high
+    return stats.median(costs), low, high
 
 
-def verdict(end_to_end_cost: tuple[float, float] | None, per_sample: tuple[float, float, float],
+def verdict(costs: list[Cost], per_sample: tuple[float, float, float],
             interval_s: float) -> int:
-    """Print the direct figure and the verdict on the bound; returns the exit code."""
+    """Print the direct figure and the verdict on the bound; returns the exit code.
+
+    The verdict is on the figures printed: each target's median end-to-end cost, and the
+    direct figure's upper end. Any at or above the bound fails it.
+    """
     median, _, high = per_sample
     print(f"sampler thread beside a GIL-bound main thread, {1 / AMPLIFIED_INTERVAL_S:g} "
           f"samples/s: {median * 1e6:.1f} us of CPU per sample (at most {high * 1e6:.1f} us)")
@@ -239,16 +261,17 @@ def verdict(end_to_end_cost: tuple[float, float] | None, per_sample: tuple[float
     print(f"at one sample every {interval_s:g} s that is {cost_pct:+.3f}% of throughput "
           f"(at most {cost_high:+.3f}%)")
     bound = f"bound: sampling must cost under {BOUND_PCT:g}% of throughput: "
-    seen = "not resolved" if end_to_end_cost is None else \
-        f"{end_to_end_cost[0]:+.2f}%..{end_to_end_cost[1]:+.2f}%"
-    if end_to_end_cost is not None and end_to_end_cost[0] >= BOUND_PCT:
-        print(bound + f"does NOT hold (end to end at least {end_to_end_cost[0]:+.2f}%)")
+    seen = "; ".join(f"{c.target} {c.median_pct:+.2f}%" for c in costs)
+    over = [c for c in costs if c.median_pct >= BOUND_PCT]
+    if over:
+        print(bound + "does NOT hold (end to end: "
+              + "; ".join(f"{c.target} {c.median_pct:+.2f}%" for c in over) + ")")
         return EXIT_EXCEEDED
-    if cost_high < BOUND_PCT:
-        print(bound + f"holds (measured directly: at most {cost_high:+.3f}%; end to end: {seen})")
-        return EXIT_HOLDS
-    print(bound + f"does NOT hold (measured directly: up to {cost_high:+.3f}%)")
-    return EXIT_EXCEEDED
+    if cost_high >= BOUND_PCT:
+        print(bound + f"does NOT hold (measured directly: up to {cost_high:+.3f}%)")
+        return EXIT_EXCEEDED
+    print(bound + f"holds (end to end: {seen}; measured directly: at most {cost_high:+.3f}%)")
+    return EXIT_HOLDS
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -260,7 +283,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "machine's load slows or speeds by a third still lasts 2 s)")
     parser.add_argument("--interval", type=float, default=NORMAL_INTERVAL_S,
                         help=f"the sampling interval to cost (default {NORMAL_INTERVAL_S:g})")
-    parser.add_argument("--target", default=DEFAULT_TARGET, help="the system under test")
+    parser.add_argument("--target", action="append",
+                        help="a system under test (repeatable; default: "
+                             + ", ".join(DEFAULT_TARGETS) + ")")
     parser.add_argument("--messages", type=int,
                         help="messages per run, instead of calibrating to --seconds")
     args = parser.parse_args(argv)
@@ -275,24 +300,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    interval_s, target = float(args.interval), str(args.target)
+    interval_s = float(args.interval)
+    costs = []
     with tempfile.TemporaryDirectory(prefix="stress-sampling-") as tmp:
         work = Path(tmp)
-        try:
-            messages = args.messages if args.messages is not None else \
-                calibrate(work, float(args.seconds), target)
-            write_scenarios(work / "scenarios.yaml", messages)
-            print(f"scenario: {messages:,} tokens of 10 characters, unpaced, target {target}; "
-                  f"sampling on: every {interval_s:g} s, off: every {OFF_INTERVAL_S:g} s "
-                  "(only the sample at the run's start)", flush=True)
-            rounds = measure(work, rounds=int(args.rounds), interval_s=interval_s,
-                             target=target)
-        except RunFailedError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_RUN_FAILED
-        cost = end_to_end(rounds, interval_s)
+        for target in args.target or DEFAULT_TARGETS:
+            try:
+                messages = args.messages if args.messages is not None else \
+                    calibrate(work, float(args.seconds), target)
+                write_scenarios(work / "scenarios.yaml", messages)
+                print(f"scenario: {messages:,} tokens of 10 characters, unpaced, target "
+                      f"{target}; sampling on: every {interval_s:g} s, off: every "
+                      f"{OFF_INTERVAL_S:g} s (only the sample at the run's start)", flush=True)
+                rounds = measure(work, rounds=int(args.rounds), interval_s=interval_s,
+                                 target=target)
+            except RunFailedError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_RUN_FAILED
+            costs.append(end_to_end(rounds, interval_s, target))
         per_sample = per_sample_cost(work, max(int(args.rounds), 7))
-    return verdict(cost, per_sample, interval_s)
+    return verdict(costs, per_sample, interval_s)
 
 
 if __name__ == "__main__":

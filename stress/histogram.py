@@ -55,8 +55,14 @@ class Histogram:
         self.max_us = 0
 
     def record(self, value_s: float, weight: int = 1) -> None:
-        value_us = max(0, int(value_s * 1e6))
-        index = bucket_of(value_us)
+        # bucket_of inlined: this runs once per run of tokens received.
+        value_us = int(value_s * 1e6)
+        if value_us < _SUB:
+            value_us = max(0, value_us)
+            index = value_us
+        else:
+            shift = value_us.bit_length() - SUB_BITS - 1
+            index = ((shift + 1) << SUB_BITS) + (value_us >> shift) - _SUB
         counts = self._counts
         counts[index] = counts.get(index, 0) + weight
         self.count += weight

@@ -77,7 +77,9 @@ class Failure:
     """One failed check, worded as the seed document words it."""
 
     kind: Literal["timeout", "loss", "memory", "throughput", "quit_latency", "crash",
-                  "leak", "streams", "interrupted"]
+                  "leak", "streams", "interrupted",
+                  "setup", "teardown", "leftover", "exit", "pacing",
+                  "verification", "errors", "counters", "latency"]
     message: str  # e.g. "Message loss too high: 15.43% (sent: 100000, received: 84570)"
     headline: str  # e.g. "FAILURE: Significant message loss under backpressure"
     diagnosis: tuple[str, ...] = ()
@@ -187,6 +189,8 @@ THRESHOLD_RULES = (
     ThresholdRule("max_p99_latency_ms", "latency_p99_ms", "Token latency p99", "lower"),
     ThresholdRule("max_ttft_ms", "ttft_max_ms", "Time to first token", "lower"),
     ThresholdRule("max_gap_ms", "max_gap_ms", "Longest gap between tokens", "lower"),
+    ThresholdRule("max_memory_slope_mb_per_min", "memory_slope_mb_per_min",
+                  "Memory slope after warm-up", "lower"),
 )
 
 

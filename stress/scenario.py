@@ -38,6 +38,8 @@ class Thresholds:
     max_p99_latency_ms: float | None = None  # token made -> received, 99th percentile
     max_ttft_ms: float | None = None  # time to first token, slowest conversation
     max_gap_ms: float | None = None  # longest wait between two tokens of one conversation
+    # Soak runs (duration_s): RSS growth fitted over the samples after warmup_s, MB per minute.
+    max_memory_slope_mb_per_min: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,17 +56,45 @@ class Scenario:
     conversations: int = 1
     error_rate: float = 0.0  # fraction of conversations whose backend fails mid-stream
     timeout_s: float = 60.0
+    # A soak: every conversation streams for this many seconds (tokens keep coming until the
+    # time is up, then the streams end) instead of ``messages`` tokens.
+    duration_s: float | None = None
+    warmup_s: float = 0.0  # a soak's memory slope is fitted over the samples after this
+    scale: float = 1.0  # the --scale this copy was made with (``scaled`` sets it)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # Lifecycle (stress.engine.lifecycle, stress.engine.leftovers):
+    warmup_messages: int = 0  # a discarded run of this many tokens per conversation first
+    ignore_tasks: tuple[str, ...] = ()  # fnmatch patterns of library tasks allowed to outlive
 
     @property
     def expected_tokens(self) -> int:
         return self.messages * self.conversations
 
     def scaled(self, factor: float) -> Scenario:
-        """A copy with message counts multiplied by ``factor`` (at least one message)."""
+        """A copy with message counts multiplied by ``factor`` (at least one message), and
+        the MB limits with them (:func:`scaled_memory_limit`): a leak that grows with the
+        tokens stays visible in a quick run. A soak's duration is not scaled."""
         if factor == 1.0:
             return self
-        return dataclasses.replace(self, messages=max(1, round(self.messages * factor)))
+        limits = self.thresholds
+        return dataclasses.replace(
+            self, messages=max(1, round(self.messages * factor)), scale=self.scale * factor,
+            thresholds=dataclasses.replace(
+                limits,
+                max_memory_growth_mb=scaled_memory_limit(limits.max_memory_growth_mb, factor),
+                max_leaked_mb=scaled_memory_limit(limits.max_leaked_mb, factor)))
+
+    def scaling_note(self) -> str | None:
+        """What a report says about limits that were scaled with the run."""
+        limits = self.thresholds
+        scaled = [f"{name} {value:g} MB" for name, value in (
+            ("max_memory_growth_mb", limits.max_memory_growth_mb),
+            ("max_leaked_mb", limits.max_leaked_mb)) if value is not None]
+        if self.scale == 1.0 or not scaled:
+            return None
+        return (f"Memory limits scaled with the run (--scale {self.scale:g}; never below "
+                f"{MEMORY_FLOOR_FRACTION:.0%} of the limit or {MEMORY_FLOOR_MB:g} MB): "
+                + ", ".join(scaled))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -79,10 +109,25 @@ class Scenario:
         return build_scenario(data, where=f"scenario {describe(data.get('name'))}", exact=True)
 
 
+# A scaled run's MB limits shrink with it, but never below this much of the written limit, nor
+# below MEMORY_FLOOR_MB (a small run's figures are mostly interpreter noise under that).
+MEMORY_FLOOR_FRACTION = 0.2
+MEMORY_FLOOR_MB = 10.0
+
+
+def scaled_memory_limit(limit: float | None, factor: float) -> float | None:
+    if limit is None:
+        return None
+    floor = min(limit, max(limit * MEMORY_FLOOR_FRACTION, MEMORY_FLOOR_MB))
+    return max(limit * factor, floor)
+
+
 # Field tables derived from the dataclasses, so a new field needs no edit here.
 _HINTS = typing.get_type_hints(Scenario)
 INT_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario) if _HINTS[f.name] is int)
 FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario) if _HINTS[f.name] is float)
+OPTIONAL_FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(Scenario)
+                              if _HINTS[f.name] == float | None)
 SCENARIO_KEYS = tuple(f.name for f in dataclasses.fields(Scenario))
 REQUIRED_KEYS = tuple(f.name for f in dataclasses.fields(Scenario)
                       if f.default is dataclasses.MISSING
@@ -119,10 +164,17 @@ def build_scenario(data: Mapping[str, Any], *, where: str, exact: bool = False) 
     fields["title"] = title
     for key in INT_FIELDS:
         if key in data:
-            fields[key] = _integer(data[key], 1, f"{where}: key {key!r}")
+            minimum = 0 if key == "warmup_messages" else 1  # no warm-up is the default
+            fields[key] = _integer(data[key], minimum, f"{where}: key {key!r}")
+    if "ignore_tasks" in data:
+        fields["ignore_tasks"] = _patterns(data["ignore_tasks"], f"{where}: key 'ignore_tasks'")
     for key in FLOAT_FIELDS:
         if key in data:
             fields[key] = _number(data[key], 0.0, f"{where}: key {key!r}", exact)
+    for key in OPTIONAL_FLOAT_FIELDS:
+        if data.get(key) is not None:
+            fields[key] = _number(data[key], 0.0, f"{where}: key {key!r}", exact)
+    _check_soak(fields, where)
     if fields.get("error_rate", 0.0) > 1.0:
         raise ScenarioError(f"{where}: key 'error_rate' is {fields['error_rate']}; "
                             "expected a fraction from 0 to 1")
@@ -130,6 +182,22 @@ def build_scenario(data: Mapping[str, Any], *, where: str, exact: bool = False) 
         raise ScenarioError(f"{where}: key 'timeout_s' is 0; expected seconds > 0")
     fields["thresholds"] = build_thresholds(data.get("thresholds"), where, exact=exact)
     return Scenario(**fields)
+
+
+def _check_soak(fields: dict[str, Any], where: str) -> None:
+    duration = fields.get("duration_s")
+    if duration is None:
+        if fields.get("warmup_s"):
+            raise ScenarioError(f"{where}: key 'warmup_s' needs 'duration_s' (a soak run)")
+        return
+    if duration == 0:
+        raise ScenarioError(f"{where}: key 'duration_s' is 0; expected seconds > 0")
+    if fields.get("warmup_s", 0.0) >= duration:
+        raise ScenarioError(f"{where}: key 'warmup_s' is {fields['warmup_s']}; expected less "
+                            f"than duration_s ({duration})")
+    if fields.get("timeout_s", 60.0) <= duration:
+        raise ScenarioError(f"{where}: key 'timeout_s' is {fields.get('timeout_s', 60.0)}; "
+                            f"a soak needs longer than its duration_s ({duration})")
 
 
 def build_thresholds(data: object, where: str, *, exact: bool = False) -> Thresholds:
@@ -150,6 +218,14 @@ def build_thresholds(data: object, where: str, *, exact: bool = False) -> Thresh
         raise ScenarioError(f"{where}: key 'thresholds.max_loss_pct' is {loss}; "
                             "expected a percentage from 0 to 100")
     return Thresholds(**values)
+
+
+def _patterns(value: object, what: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple) \
+            or not all(isinstance(p, str) and p for p in value):
+        raise ScenarioError(f"{what} is {describe(value)}; expected a list of patterns such "
+                            "as [\"sse_starlette.*\"]")
+    return tuple(value)
 
 
 def check_name(name: object, where: str) -> str:

@@ -74,3 +74,18 @@ def spread(values: Sequence[float]) -> tuple[float, float]:
     if not values:
         raise ValueError("spread of no values")
     return min(values), max(values)
+
+
+def least_squares_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """The slope of the least-squares line through the points; None for fewer than two
+    distinct ``xs`` (no line to fit)."""
+    if len(xs) != len(ys):
+        raise ValueError("slope of unequal sequences")
+    n = len(xs)
+    if n < 2:
+        return None
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    spread_x = sum((x - mean_x) ** 2 for x in xs)
+    if spread_x == 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread_x

@@ -34,6 +34,7 @@ MAX_STAMPS = 100_000  # made-time records kept per conversation for tokens not y
 _FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
 _CYCLE = 64
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_NO_STAMPS: deque[tuple[int, int, float]] = deque()  # skips the general loop, stays empty
 
 
 def base36(value: int) -> str:
@@ -101,6 +102,7 @@ class StreamReport:
     corrupted: int
     streams_completed: int
     ended_short: int  # streams ended before their last token
+    ended_early: int  # of those, streams whose tokens were a gap-free prefix: cut off early
     failed: int  # conversations the target reported as failed
     unexpected_failures: int  # failed where the scenario injected no failure
     unreported_failures: int  # injected failures the target never reported
@@ -138,23 +140,31 @@ class VerifiedStreams:
     """Both ends of every conversation of one run: the token source and the checking sink."""
 
     def __init__(self, *, messages: int, message_size: int, conversations: int,
-                 fail_at: dict[int, int] | None = None) -> None:
+                 fail_at: dict[int, int] | None = None, open_ended: bool = False) -> None:
         if message_size < 1:
             raise ValueError(f"message_size must be at least 1, got {message_size}")
         self.size = message_size
         self.messages = messages
-        self.period = stream_period(messages=messages, message_size=message_size,
-                                    conversations=conversations)
+        # Open-ended (a soak run): a stream is as long as the target made it, so a stream is
+        # short only when tokens it made never arrived.
+        self.open_ended = open_ended
+        self.period = stream_period(messages=MAX_PERIOD if open_ended else messages,
+                                    message_size=message_size, conversations=conversations)
         self.fail_at = dict(fail_at or {})
         self._convs = [
             _Conversation(c, message_size, self.period, self.fail_at.get(c, messages))
             for c in range(conversations)
         ]
+        # Live totals, for the sampler's progress figures (the report recounts exactly).
+        self.made = 0
+        self.accepted = 0
+        self.failed = 0
         self._cuts = [slice(slot * message_size, (slot + 1) * message_size)
                       for slot in range(2 * self.period)]
         self.used = False  # any token made or received through the harness
         self.streams_completed = 0
         self.ended_short = 0
+        self.ended_early = 0
         self.duplicated = 0
         self.reordered = 0
         self.corrupted = 0
@@ -173,27 +183,36 @@ class VerifiedStreams:
 
     def tokens(self, conversation: int, start: int, count: int) -> list[str]:
         """Tokens ``start .. start + count - 1`` of a conversation, each a new string."""
-        conv = self._conversation(conversation)
+        convs = self._convs
+        conv = convs[conversation] if 0 <= conversation < len(convs) \
+            else self._conversation(conversation)  # the hot path: no call
         if start < 0 or count < 0:
             raise ValueError(f"tokens({conversation}, {start}, {count}): negative index or count")
         now = time.perf_counter()
         self.used = True
         if conv.opened_at is None:
             conv.opened_at = now
-        out: list[str] = []
         cut = conv.stream2.__getitem__
-        position = start
-        while len(out) < count:
-            offset = position % self.period
-            take = min(count - len(out), self.period)
-            out.extend(map(cut, self._cuts[offset: offset + take]))
-            position += take
+        period = self.period
+        if count <= period:  # the usual run: one window of the doubled stream string
+            offset = start % period
+            out = list(map(cut, self._cuts[offset: offset + count]))
+        else:
+            out = []
+            position = start
+            while len(out) < count:
+                offset = position % period
+                take = min(count - len(out), period)
+                out.extend(map(cut, self._cuts[offset: offset + take]))
+                position += take
         if count:
             stamps = conv.stamps
             stamps.append((start, start + count, now))
             if len(stamps) > MAX_STAMPS:
                 stamps.popleft()  # made and never received: no latency to record for it
-            conv.made_high = max(conv.made_high, start + count)
+            if start + count > conv.made_high:
+                self.made += start + count - conv.made_high
+                conv.made_high = start + count
         return out
 
     def token(self, conversation: int, index: int) -> str:
@@ -206,7 +225,9 @@ class VerifiedStreams:
         """One or more whole tokens of a conversation, concatenated, as the consumer got them."""
         self.used = True
         now = time.perf_counter()
-        conv = self._conversation(conversation)
+        convs = self._convs
+        conv = convs[conversation] if 0 <= conversation < len(convs) \
+            else self._conversation(conversation)
         size = self.size
         length = len(text)
         count, partial = divmod(length, size)
@@ -226,8 +247,12 @@ class VerifiedStreams:
             return
         conv.ended = True
         self.streams_completed += 1
+        if self.open_ended:
+            conv.expected_total = conv.made_high
         if conv.next < conv.expected_total or conv.pending:
             self.ended_short += 1
+            if not conv.pending and not conv.given_up:
+                self.ended_early += 1  # every token up to the end, none after: cut off
             self._diverged(conv, "ended short", f"{conv.expected_total} tokens",
                            f"{conv.next - len(conv.pending)} tokens")
 
@@ -237,6 +262,7 @@ class VerifiedStreams:
         conv = self._conversation(conversation)
         if conv.failed is None:
             conv.failed = _one_line(error)
+            self.failed += 1
 
     # Checking.
 
@@ -244,6 +270,10 @@ class VerifiedStreams:
         end = start + count
         stamps = conv.stamps
         record = self.latency.record
+        if stamps and stamps[0][0] == start and stamps[0][1] == end:
+            # The usual case: the run arrives as it was made. One record, one pop.
+            record(now - stamps.popleft()[2], count)
+            stamps = _NO_STAMPS
         while stamps and stamps[0][0] < end:
             made_start, made_end, made_at = stamps[0]
             overlap = min(made_end, end) - max(made_start, start)
@@ -260,6 +290,7 @@ class VerifiedStreams:
             conv.max_gap = now - conv.last_at
         conv.last_at = now
         conv.received += count
+        self.accepted += count
         if start == conv.next:
             conv.next = end
 
@@ -319,8 +350,10 @@ class VerifiedStreams:
                 or token != conv.stream[slot * self.size: (slot + 1) * self.size]):
             return None
         base = conv.next - conv.next % self.period + slot
-        candidates = (base - self.period, base, base + self.period)
-        return min((c for c in candidates if c >= 0), key=lambda c: abs(c - conv.next))
+        candidates = [c for c in (base - self.period, base, base + self.period) if c >= 0]
+        if not self.open_ended:  # a token past the stream's end was never made
+            candidates = [c for c in candidates if c < self.messages] or candidates
+        return min(candidates, key=lambda c: abs(c - conv.next))
 
     def _diverged(self, conv: _Conversation, kind: str, expected: str, got: str) -> None:
         if self.first_divergence is None:
@@ -335,9 +368,13 @@ class VerifiedStreams:
         unexpected = unreported = failed = 0
         gaps = [c.max_gap for c in self._convs if c.first_at is not None]
         for conv in self._convs:
+            if self.open_ended and not conv.ended and conv.failed is None:
+                conv.expected_total = conv.made_high  # as long as it was made
             made += conv.made_high
             lost += conv.given_up + len(conv.pending) + max(0, conv.expected_total - conv.next)
             injected = conv.index in self.fail_at and self.fail_at[conv.index] < self.messages
+            if self.open_ended and injected:
+                injected = conv.made_high >= self.fail_at[conv.index]  # time ran out first?
             if conv.failed is not None:
                 failed += 1
                 unexpected += not injected
@@ -351,6 +388,7 @@ class VerifiedStreams:
             tokens_received=sum(c.received for c in self._convs), lost=lost,
             duplicated=self.duplicated, reordered=self.reordered, corrupted=self.corrupted,
             streams_completed=self.streams_completed, ended_short=self.ended_short,
+            ended_early=self.ended_early,
             failed=failed, unexpected_failures=unexpected, unreported_failures=unreported,
             first_divergence=self.first_divergence, latency=self.latency.summary(),
             ttft=self.ttft.summary(),

@@ -5,8 +5,18 @@ returning an object with ``async def run(params, stats, quit)``:
 
 * ``params`` exposes the scenario's fields by their YAML names (``messages``,
   ``message_size``, ``token_delay_us``, ``channel_buffer``, ``consumer_delay_us``,
-  ``conversations``, ``error_rate``).
-* ``stats`` is a :class:`Stats`; the target increments its counters.
+  ``conversations``, ``error_rate``, ``duration_s``) and the harness's tokens:
+  ``params.token(conversation, index)`` / ``params.tokens(conversation, start, count)``
+  make them (each ``message_size`` characters, its identity encoded in it), and
+  ``params.fail_at(conversation)`` says where the scenario makes a conversation fail (None:
+  it does not).
+* ``stats`` is a :class:`Stats`. The consumer side hands back what arrived with
+  ``stats.receive(conversation, text)`` (one token or several concatenated), then
+  ``stats.end(conversation)`` or ``stats.fail(conversation, error)``: the harness then checks
+  every token (lost, duplicated, reordered, corrupted, short streams, errors against the
+  injection) and its latency. A target that only increments the counters
+  (``messages_sent``, ``tokens_received``, ``streams_completed``, ``errors``) still runs;
+  its counts are its own word and the report says the stream was not verified.
 * ``quit`` is an :class:`asyncio.Event` the harness sets to request shutdown;
   ``run`` must then return promptly and leave no task pending.
 
@@ -21,10 +31,11 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from stress.errors import ConfigError
+from stress.streams import VerifiedStreams
 
 DEFAULT_TARGET = "stress.pipeline:reference"
 
@@ -46,16 +57,58 @@ class Params(Protocol):
     def conversations(self) -> int: ...
     @property
     def error_rate(self) -> float: ...
+    @property
+    def duration_s(self) -> float | None: ...
+    def token(self, conversation: int, index: int) -> str: ...
+    def tokens(self, conversation: int, start: int, count: int) -> list[str]: ...
+    def fail_at(self, conversation: int) -> int | None: ...
 
 
 @dataclass
 class Stats:
-    """Counters a target increments while it runs (deliberately mutable)."""
+    """The sink a target hands its tokens to, and counters it may increment itself.
+
+    ``receive``/``end``/``fail`` go to the harness's verifier (``streams``) and keep the
+    counters too, so a target using them counts nothing by hand. Without a verifier (a
+    ``Stats()`` built by hand) only the counters exist.
+    """
 
     messages_sent: int = 0
     tokens_received: int = 0
     streams_completed: int = 0
     errors: int = 0
+    streams: VerifiedStreams | None = field(default=None, compare=False, repr=False)
+
+    def _verifier(self) -> VerifiedStreams:
+        if self.streams is None:
+            raise RuntimeError("stats.receive/end/fail need the harness's stats "
+                               "(stress.engine.harness.harness_for builds them)")
+        return self.streams
+
+    def receive(self, conversation: int, text: str) -> None:
+        """Whole tokens of one conversation, as they arrived (one, or several joined)."""
+        streams = self.streams
+        if streams is None:
+            streams = self._verifier()  # raises: no verifier
+        streams.receive(conversation, text)
+        self.tokens_received += len(text) // streams.size
+
+    def end(self, conversation: int) -> None:
+        """The conversation's stream ended normally."""
+        self._verifier().end(conversation)
+        self.streams_completed += 1
+
+    def fail(self, conversation: int, error: object) -> None:
+        """The conversation's stream failed (``error``: the exception or its text)."""
+        self._verifier().fail(conversation, error)
+        self.errors += 1
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(sent, received, completed, errors): the verifier's when the target used it."""
+        streams = self.streams
+        if streams is not None and streams.used:
+            return (streams.made, streams.accepted, streams.streams_completed, streams.failed)
+        return (self.messages_sent, self.tokens_received, self.streams_completed, self.errors)
 
 
 class Target(Protocol):

@@ -13,11 +13,12 @@ import pytest
 
 from stress.bench import bench, ceiling, workloads
 from stress.config import load_scenarios
+from stress.engine.harness import harness_for
 from stress.errors import ConfigError, ExitCode, StressError
 from stress.target import Stats
 
 REPO = Path(__file__).resolve().parents[1]
-WORKLOADS = {w.name: w for w in workloads.WORKLOADS}
+WORKLOADS = {w.name: w for w in workloads.workloads()}
 
 
 def row(workload: str, **overrides: object) -> bench.BenchRow:
@@ -106,8 +107,9 @@ def test_table_shows_figures_ratio_and_verdicts() -> None:
 
 def test_bare_queue_ceiling_moves_every_token() -> None:
     scenario = dataclasses.replace(WORKLOADS["concurrent"].scenario, messages=2000)
+    params, _ = harness_for(scenario)
     stats = Stats()
-    asyncio.run(ceiling.bare_queue().run(scenario, stats, asyncio.Event()))
+    asyncio.run(ceiling.bare_queue().run(params, stats, asyncio.Event()))
     assert stats == Stats(messages_sent=20_000, tokens_received=20_000,
                           streams_completed=10, errors=0)
 
@@ -117,7 +119,8 @@ def test_bare_queue_ceiling_honours_quit() -> None:
 
     async def quit_soon() -> Stats:
         stats, quit_event = Stats(), asyncio.Event()
-        task = asyncio.create_task(ceiling.bare_queue().run(scenario, stats, quit_event))
+        params, _ = harness_for(scenario)
+        task = asyncio.create_task(ceiling.bare_queue().run(params, stats, quit_event))
         while stats.tokens_received < 1000:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         quit_event.set()

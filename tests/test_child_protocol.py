@@ -72,7 +72,7 @@ def _spec_with(**changes: object) -> str:
     ({"target": None}, "spec: missing key 'target'"),
     ({"loop": "trio"}, "spec: 'loop' is 'trio', expected one of asyncio, uvloop"),
     ({"measure_quit": 1}, "spec: 'measure_quit' is 1 (int), expected bool"),
-    ({"version": 2}, "spec: protocol version 2, this kit speaks 1"),
+    ({"version": 3}, "spec: protocol version 3, this kit speaks 2"),
 ])
 def test_a_malformed_spec_names_the_key(changes: dict[str, object], error: str) -> None:
     with pytest.raises(ProtocolError) as raised:
@@ -91,16 +91,17 @@ def test_an_int_is_a_float_but_a_float_is_no_int() -> None:
     with pytest.raises(ProtocolError, match=r"'tokens_received' is 2\.5 \(float\), expected int"):
         Sample.from_json(json.dumps(line))
     line["tokens_received"], line["phase"] = 2, "warmup"
-    with pytest.raises(ProtocolError, match="'phase' is 'warmup', expected one of start, run"):
+    with pytest.raises(ProtocolError,
+                       match="'phase' is 'warmup', expected one of start, setup, run"):
         Sample.from_json(json.dumps(line))
 
 
 def test_malformed_figures_are_an_error() -> None:
     with pytest.raises(ProtocolError, match="figures: missing key 'run'"):
-        ChildFigures.from_json('{"version": 1, "quit": null, "error": null}')
+        ChildFigures.from_json('{"version": 2, "quit": null, "error": null}')
     with pytest.raises(ProtocolError, match="figures: not JSON"):
         ChildFigures.from_json("{")
     with pytest.raises(ProtocolError, match="'pending' must be a list of strings"):
-        ChildFigures.from_json(json.dumps({"version": 1, "run": None, "error": None,
+        ChildFigures.from_json(json.dumps({"version": 2, "run": None, "error": None,
                                            "quit": {"latency_ms": 1.0, "note": None,
                                                     "tokens_before": 0, "pending": [1]}}))

@@ -262,9 +262,10 @@ def test_from_dict_needs_the_required_keys() -> None:
 
 
 def test_field_tables_come_from_the_dataclass() -> None:
-    assert set(INT_FIELDS) == {"messages", "message_size", "channel_buffer", "conversations"}
+    assert set(INT_FIELDS) == {"messages", "message_size", "channel_buffer", "conversations",
+                               "warmup_messages"}
     assert set(FLOAT_FIELDS) == {"token_delay_us", "consumer_delay_us", "error_rate",
-                                 "timeout_s"}
+                                 "timeout_s", "warmup_s", "scale"}
 
 
 def test_zero_loss_limit_stays_valid(tmp_path: Path) -> None:

@@ -79,12 +79,20 @@ def test_timeout_is_worded_as_the_seed() -> None:
                                  "Channel buffer exhaustion without backpressure")
 
 
+def test_a_blocked_loop_found_by_the_stack_dump_comes_first_in_the_diagnosis() -> None:
+    blocked = "event loop blocked in a synchronous call at /app/ui.py:42 (render)"
+    for phase, rest in (("run", judge.DEADLOCK_DIAGNOSIS), ("quit", judge.QUIT_DIAGNOSIS)):
+        failure = judge.timeout_failure(SCENARIOS["short"], 62.3, phase, blocked)
+        assert failure.diagnosis == (blocked, *rest)
+
+
 def test_each_threshold_can_fail() -> None:
     assert kinds("short", tokens_received=10_000, messages_sent=10_000, duration_s=2.0) == \
         ["throughput"]
     assert kinds("rapid", quit_latency_ms=1500.0) == ["quit_latency"]
     assert kinds("rapid", quit_latency_ms=None, quit_note="finished early") == ["quit_latency"]
-    assert kinds("short", pending_after_quit=("<Task pending>",)) == ["quit_latency"]
+    # A task left behind is its own verdict, not a quit latency one.
+    assert kinds("short", pending_after_quit=("<Task pending>",)) == ["leftover"]
     assert kinds("short", streams_completed=0) == ["streams"]
 
 
@@ -117,10 +125,19 @@ def test_leak_threshold_carries_the_leak_report() -> None:
     assert "leak_me (faults.py:10)" in "\n".join(failure.diagnosis)
 
 
-def test_scenario_scaling_keeps_thresholds() -> None:
+def test_scenario_scaling_keeps_thresholds_but_scales_memory_limits() -> None:
+    # Scaling now scales the MB limits with the run (floor: 20% of the limit or 10 MB).
     scaled = SCENARIOS["short"].scaled(0.01)
-    assert scaled.thresholds == SCENARIOS["short"].thresholds
-    assert dataclasses.replace(scaled, messages=1_000_000) == SCENARIOS["short"]
+    assert scaled.thresholds == dataclasses.replace(SCENARIOS["short"].thresholds,
+                                                    max_memory_growth_mb=20.0)
+    assert dataclasses.replace(scaled, messages=1_000_000, scale=1.0,
+                               thresholds=SCENARIOS["short"].thresholds) == SCENARIOS["short"]
+    assert scaled.scaling_note() == (
+        "Memory limits scaled with the run (--scale 0.01; never below 20% of the limit or "
+        "10 MB): max_memory_growth_mb 20 MB")
+    assert SCENARIOS["short"].scaling_note() is None
+    medium = SCENARIOS["medium"].scaled(0.5).thresholds  # 500 MB at full size
+    assert medium.max_memory_growth_mb == 250.0
 
 
 def test_every_threshold_gets_a_check_and_the_failures_follow_them() -> None:

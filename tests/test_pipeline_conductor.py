@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from stress.engine.harness import harness_for
 from stress.pipeline import Overflow, ReferencePipeline, failure_plan, reference
-from stress.pipeline.backend import token_text
 from stress.pipeline.transcript import StreamState
 from stress.scenario import Scenario
 from stress.target import Stats, load_target
@@ -32,10 +32,10 @@ class UserParams:
 
 
 def run_target(target: ReferencePipeline, params: Any, loop: str = "asyncio") -> Stats:
-    stats = Stats()
+    harness_params, stats = harness_for(params)  # the pipeline streams the harness's tokens
 
     async def scenario() -> None:
-        await target.run(params, stats, asyncio.Event())
+        await target.run(harness_params, stats, asyncio.Event())
         assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
@@ -59,7 +59,8 @@ def test_exact_counts_and_the_text_rendered() -> None:
     assert stats == Stats(messages_sent=20_000, tokens_received=20_000,
                           streams_completed=1, errors=0)
     assert target.transcript is not None
-    assert target.transcript[0].text() == "".join(token_text(i, 7) for i in range(20_000))
+    assert target.transcript[0].text() == "".join(
+        harness_for(UserParams(messages=20_000, message_size=7))[0].tokens(0, 0, 20_000))
     assert target.channel is not None
     channel = target.channel.statistics()
     assert channel.max_buffered <= 100
@@ -90,8 +91,9 @@ def test_concurrent_conversations_share_the_consumer() -> None:
                           streams_completed=10, errors=0)
     assert target.transcript is not None
     assert len(target.transcript) == 10
-    expected = "".join(token_text(i, 10) for i in range(5000))
+    made = harness_for(UserParams(messages=5000, conversations=10))[0]
     for conversation in range(10):
+        expected = "".join(made.tokens(conversation, 0, 5000))
         assert target.transcript[conversation].text() == expected
         assert target.transcript[conversation].state is StreamState.COMPLETED
 
@@ -178,8 +180,9 @@ def test_lossy_policies_account_for_every_token(policy: Overflow) -> None:
 
 async def start_and_quit(params: Any, after_tokens: int) -> tuple[float, Stats, list[str]]:
     """Start a run, set quit once ``after_tokens`` flowed, return the quit latency."""
-    target, stats, quit_event = reference(), Stats(), asyncio.Event()
-    task = asyncio.create_task(target.run(params, stats, quit_event))
+    (harness_params, stats), quit_event = harness_for(params), asyncio.Event()
+    target = reference()
+    task = asyncio.create_task(target.run(harness_params, stats, quit_event))
     while stats.tokens_received < after_tokens:
         assert not task.done(), "the run finished before quit could be requested"
         await asyncio.sleep(0.001)
@@ -206,10 +209,10 @@ def test_quit_under_load_returns_promptly_and_leaves_no_task(params: UserParams)
 
 def test_quit_set_before_the_run_returns_at_once() -> None:
     async def scenario() -> Stats:
-        stats, quit_event = Stats(), asyncio.Event()
+        (params, stats), quit_event = harness_for(UserParams(messages=10_000_000)), \
+            asyncio.Event()
         quit_event.set()
-        await asyncio.wait_for(reference().run(UserParams(messages=10_000_000), stats,
-                                               quit_event), 5)
+        await asyncio.wait_for(reference().run(params, stats, quit_event), 5)
         return stats
 
     assert asyncio.run(scenario()).tokens_received < 10_000_000
@@ -217,10 +220,8 @@ def test_quit_set_before_the_run_returns_at_once() -> None:
 
 def test_cancelling_run_cancels_every_task() -> None:
     async def scenario() -> list[str]:
-        stats = Stats()
-        task = asyncio.create_task(
-            reference().run(UserParams(messages=1_000_000, token_delay_us=10), stats,
-                            asyncio.Event()))
+        params, stats = harness_for(UserParams(messages=1_000_000, token_delay_us=10))
+        task = asyncio.create_task(reference().run(params, stats, asyncio.Event()))
         while stats.tokens_received < 1000:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         task.cancel()
@@ -245,8 +246,7 @@ def timed(coro_factory: Callable[[], Awaitable[None]]) -> float:
 
 def test_rapid_pacing_holds_the_schedule_end_to_end() -> None:
     """20,000 tokens at 10 us: 0.2 s on schedule (a sleep per token would take 20 s+)."""
-    stats = Stats()
-    params = UserParams(messages=20_000, token_delay_us=10)
+    params, stats = harness_for(UserParams(messages=20_000, token_delay_us=10))
     elapsed = timed(lambda: reference().run(params, stats, asyncio.Event()))
     assert stats.tokens_received == 20_000
     assert elapsed >= 19_999 * 10e-6
@@ -255,8 +255,9 @@ def test_rapid_pacing_holds_the_schedule_end_to_end() -> None:
 
 def test_backpressure_is_lossless_and_paced_by_the_consumer() -> None:
     """2,000 messages at 100 us each through a 100-token buffer: 0.2 s, zero loss."""
-    target, stats = reference(), Stats()
-    params = UserParams(messages=2000, channel_buffer=100, consumer_delay_us=100)
+    target = reference()
+    params, stats = harness_for(UserParams(messages=2000, channel_buffer=100,
+                                           consumer_delay_us=100))
     elapsed = timed(lambda: target.run(params, stats, asyncio.Event()))
     assert stats.tokens_received == stats.messages_sent == 2000
     assert target.channel is not None

@@ -8,16 +8,24 @@ import time
 
 import pytest
 
+from stress.engine.harness import harness_for
 from stress.pipeline.backend import token_text
 from stress.pipeline.channel import Channel
 from stress.pipeline.consumer import Consumer
 from stress.pipeline.events import StreamEnd, StreamError, StreamStart, TokenRun
 from stress.pipeline.transcript import BLOCK_PARTS, StreamState, Transcript
+from stress.scenario import Scenario
 from stress.target import Stats
 
 
+def harness_stats(messages: int, size: int, conversations: int = 1) -> Stats:
+    """The consumer hands what it renders to the harness's stats, which need the scenario."""
+    return harness_for(Scenario(name="c", title="C", messages=messages, message_size=size,
+                                conversations=conversations))[1]
+
+
 def test_render_counts_tokens_and_stream_outcomes() -> None:
-    transcript, stats = Transcript(), Stats()
+    transcript, stats = Transcript(), harness_stats(3, 2, conversations=2)
     consumer = Consumer(transcript, stats)
     rendered = consumer.render([
         StreamStart(0), StreamStart(1),
@@ -35,7 +43,7 @@ def test_render_counts_tokens_and_stream_outcomes() -> None:
 
 
 def test_tokens_before_their_stream_started_are_a_bug() -> None:
-    consumer = Consumer(Transcript(), Stats())
+    consumer = Consumer(Transcript(), harness_stats(1, 4, conversations=6))
     with pytest.raises(KeyError):
         consumer.render([TokenRun(5, ["lost"])])
 
@@ -59,7 +67,7 @@ def test_transcript_keeps_the_text_without_an_object_per_token() -> None:
 def test_consumer_drains_the_channel_until_closed() -> None:
     async def scenario() -> tuple[Stats, Transcript]:
         channel = Channel(10)
-        transcript, stats = Transcript(), Stats()
+        transcript, stats = Transcript(), harness_stats(50, 4)
         consuming = asyncio.create_task(Consumer(transcript, stats).run(channel))
         channel.offer(StreamStart(0))
         for first in range(0, 50, 10):
@@ -81,7 +89,7 @@ def test_consumer_pacing_is_per_message_on_a_schedule() -> None:
 
     async def scenario() -> float:
         channel = Channel(100)
-        consumer = Consumer(Transcript(), Stats(), consumer_delay_us=200)
+        consumer = Consumer(Transcript(), harness_stats(1000, 3), consumer_delay_us=200)
         consuming = asyncio.create_task(consumer.run(channel))
         channel.offer(StreamStart(0))
         started = time.perf_counter()

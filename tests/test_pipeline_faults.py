@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from stress.engine.harness import harness_for
 from stress.engine.stacks import await_chain
 from stress.pipeline import faults, reference
 from stress.scenario import Scenario
@@ -33,8 +34,9 @@ def test_deadlock_hangs_until_quit_with_the_channel_full() -> None:
     params = Scenario(name="d", title="D", messages=10_000)
 
     async def scenario() -> None:
-        target, stats, quit_event = faults.deadlock(), Stats(), asyncio.Event()
-        task = asyncio.create_task(target.run(params, stats, quit_event))
+        (given, stats), quit_event = harness_for(params), asyncio.Event()
+        target = faults.deadlock()
+        task = asyncio.create_task(target.run(given, stats, quit_event))
         done, _ = await asyncio.wait({task}, timeout=0.5)
         assert not done, "the deadlock fault finished"
         assert stats.tokens_received == faults.DEADLOCK_AFTER_MAX
@@ -72,7 +74,7 @@ def test_blocking_fault_blocks_the_event_loop() -> None:
 
         beating = asyncio.create_task(heartbeat())
         started = time.perf_counter()
-        await faults.blocking().run(params, Stats(), asyncio.Event())
+        await faults.blocking().run(*harness_for(params), asyncio.Event())
         elapsed = time.perf_counter() - started
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
@@ -87,8 +89,8 @@ def test_blocking_fault_still_quits() -> None:
     params = Scenario(name="b", title="B", messages=100_000)
 
     async def scenario() -> None:
-        stats, quit_event = Stats(), asyncio.Event()
-        task = asyncio.create_task(faults.blocking().run(params, stats, quit_event))
+        (given, stats), quit_event = harness_for(params), asyncio.Event()
+        task = asyncio.create_task(faults.blocking().run(given, stats, quit_event))
         while stats.tokens_received == 0:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         quit_event.set()
@@ -103,12 +105,12 @@ def retained_mb(target_name: str, params: Scenario) -> float:
 
     async def scenario() -> float:
         target = load_target(target_name)()
-        stats = Stats()
+        given, stats = harness_for(params)  # the harness's own memory: before the start
         gc.collect()
         tracemalloc.start()
         try:
             start = tracemalloc.get_traced_memory()[0]
-            await target.run(params, stats, asyncio.Event())
+            await target.run(given, stats, asyncio.Event())
             gc.collect()
             end = tracemalloc.get_traced_memory()[0]
         finally:
@@ -135,8 +137,8 @@ def test_lossy_fault_loses_a_clear_share_under_backpressure() -> None:
                       consumer_delay_us=100)
 
     async def scenario() -> tuple[Stats, int]:
-        target, stats = faults.lossy(), Stats()
-        await target.run(params, stats, asyncio.Event())
+        target, (given, stats) = faults.lossy(), harness_for(params)
+        await target.run(given, stats, asyncio.Event())
         assert target.channel is not None
         return stats, target.channel.statistics().dropped
 
@@ -151,6 +153,6 @@ def test_lossy_fault_loses_a_clear_share_under_backpressure() -> None:
 def test_the_reference_loses_nothing_on_the_same_workload() -> None:
     params = Scenario(name="p", title="P", messages=5000, channel_buffer=100,
                       consumer_delay_us=100)
-    stats = Stats()
-    asyncio.run(reference().run(params, stats, asyncio.Event()))
+    given, stats = harness_for(params)
+    asyncio.run(reference().run(given, stats, asyncio.Event()))
     assert stats.tokens_received == stats.messages_sent == 5000

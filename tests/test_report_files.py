@@ -48,7 +48,8 @@ def test_results_json_round_trips_with_environment_and_time(tmp_path: Path) -> N
     assert entry["thresholds"] == {"min_throughput": 10000, "max_memory_growth_mb": 100,
                                    "max_quit_latency_ms": None, "max_loss_pct": None,
                                    "max_leaked_mb": None, "max_p99_latency_ms": None,
-                                   "max_ttft_ms": None, "max_gap_ms": None}
+                                   "max_ttft_ms": None, "max_gap_ms": None,
+                                   "max_memory_slope_mb_per_min": None}
     assert parse_results_document(document) == results
 
 

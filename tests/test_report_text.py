@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
+from stress.config import load_scenarios
 from stress.engine import judge
-from stress.report.text import format_block, format_failure_lines
+from stress.report.text import format_block, format_failure_lines, verdict_lines
 from stress.results import Failure, Result
 from stress.scenario import Scenario, Thresholds
 from tests.test_report_fixtures import (
@@ -251,3 +252,14 @@ def test_a_hung_run_does_not_call_tokens_in_flight_lost() -> None:
     assert "  Message loss: not measured (the run did not finish; 15430 sent but not yet " \
            "received)\n" in block
     assert "  Message loss: 15.43%\n" in format_block(loss_result())
+
+
+@pytest.mark.parametrize(("name", "line"), [
+    ("backpressure", "✅ Test passed! No significant message loss under backpressure."),
+    ("concurrent", "✅ Test passed! No significant message loss across concurrent conversations."),
+    ("errors", "✅ Test passed! No significant message loss under error injection."),
+    ("short", "✅ Test passed!"),
+])
+def test_each_scenario_passes_with_a_line_that_fits_it(name: str, line: str) -> None:
+    scenario = load_scenarios(None)[name]
+    assert verdict_lines(result(scenario, duration_s=1.0, throughput=1e6)) == [line]

@@ -62,15 +62,16 @@ def test_typed_flags_and_variables_win(project: Path, monkeypatch: pytest.Monkey
     assert (names, scale, out) == (["long"], 1.0, Path("here"))
 
 
-def test_a_container_run_is_handed_the_resolved_scenarios(project: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
-    monkeypatch.delenv("STRESS_NO_PROJECT_CONFIG", raising=False)
+def test_a_container_run_is_handed_the_resolved_scenarios(project: Path) -> None:
+    from stress.container import session
+
     args = build_parser().parse_args(["run", "--engine", "docker"])
     apply_settings(args)
     handed = load_scenarios(args.scenarios)
     assert handed["short"].thresholds.min_throughput == 123
-    assert os.environ["STRESS_NO_PROJECT_CONFIG"] == "1"  # the inner run must not re-apply
+    plan = session.plan(args, cwd=project)
+    assert plan.environment["STRESS_NO_PROJECT_CONFIG"] == "1"  # the inner run must not
+    assert "STRESS_NO_PROJECT_CONFIG" not in os.environ  # re-apply; this process is untouched
 
 
 def test_a_host_run_uses_the_project_config_end_to_end(project: Path) -> None:

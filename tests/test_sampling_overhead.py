@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,8 @@ def test_the_median_interval_comes_from_order_statistics() -> None:
 
 @pytest.mark.slow
 def test_the_script_prints_each_round_the_median_and_the_verdict() -> None:
-    done = run_script("--rounds", "6", "--messages", "20000")
+    done = run_script("--rounds", "6", "--messages", "20000",
+                      "--target", "stress.pipeline:reference")
     assert done.returncode in (0, 1), done.stdout + done.stderr  # 2: a run failed
     lines = done.stdout.splitlines()
     assert lines[0] == ("scenario: 20,000 tokens of 10 characters, unpaced, target "
@@ -75,6 +77,47 @@ def test_the_script_prints_each_round_the_median_and_the_verdict() -> None:
     words = {0: "holds", 1: "does NOT hold"}[done.returncode]
     assert re.match(f"bound: sampling must cost under 2% of throughput: {words} ", lines[12])
     assert len(lines) == 13
+
+
+def cost(target: str, median_pct: float,
+         interval_pct: tuple[float, float] | None = None) -> Any:
+    return load_script().Cost(target=target, median_pct=median_pct, interval_pct=interval_pct)
+
+
+CHEAP = (20e-6, 10e-6, 40e-6)  # 40 us per sample at most: +0.04% at 0.1 s
+
+
+@pytest.mark.parametrize(("medians", "direct", "code"), [
+    ((0.4, -0.3), CHEAP, 0),
+    ((6.24, 0.4), CHEAP, 1),  # the README's pipeline at +6.24% does not pass any more
+    ((0.4, 2.0), CHEAP, 1),  # at the bound is not under it
+    ((0.4, 0.3), (2e-3, 1e-3, 3e-3), 1),  # 3 ms per sample at 0.1 s: +3%
+])
+def test_the_verdict_judges_the_figures_it_prints_on_every_target(
+        medians: tuple[float, float], direct: tuple[float, float, float], code: int,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    script = load_script()
+    # A wide interval reaching below the bound no longer excuses a median above it.
+    costs = [cost("stress.pipeline:reference", medians[0], (-3.0, medians[0] + 3)),
+             cost("tests.user_targets:echo", medians[1], (-3.0, medians[1] + 3))]
+    assert script.verdict(costs, direct, 0.1) == code
+    last = capsys.readouterr().out.splitlines()[-1]
+    words = {0: "holds", 1: "does NOT hold"}[code]
+    assert last.startswith(f"bound: sampling must cost under 2% of throughput: {words} (")
+    if code == 0:
+        assert "stress.pipeline:reference +0.40%; tests.user_targets:echo -0.30%" in last
+    elif direct is CHEAP:
+        over = [f"{t} {m:+.2f}%" for t, m in zip(
+            ("stress.pipeline:reference", "tests.user_targets:echo"), medians, strict=True)
+            if m >= 2]
+        assert last.endswith("(end to end: " + "; ".join(over) + ")")
+
+
+def test_both_targets_are_measured_by_default() -> None:
+    args = load_script().parse_args([])
+    assert args.target is None
+    assert load_script().DEFAULT_TARGETS == ("stress.pipeline:reference",
+                                             "tests.user_targets:echo")
 
 
 def test_the_direct_measurement_reads_the_sampler_threads_own_cpu_time(tmp_path: Path) -> None:

@@ -269,7 +269,7 @@ def test_config_command_prints_each_value_and_its_origin(project: Path) -> None:
                for line in lines)
     done = _kit("config", "--json", cwd=project)
     data = json.loads(done.stdout)
-    assert data == to_json(resolve_settings({}, project, {}))
+    assert data == json.loads(json.dumps(to_json(resolve_settings({}, project, {}))))
     assert data["settings"]["ab.rounds"] == {"value": 7, "origin": data["config_file"]}
 
 

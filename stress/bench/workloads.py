@@ -8,6 +8,7 @@ by :func:`stress.bench.bench.checks`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,40 +39,44 @@ class Workload:
         return self.scenario.name
 
 
-_BUILTIN = load_scenarios()
+# The built-in scenarios bench measures, in the seed's order (its next steps last).
+WORKLOAD_NAMES = ("short", "medium", "long", "rapid", "backpressure", "concurrent", "errors")
 
 
-def _sized(name: str) -> Scenario:
-    """The built-in scenario's sizes; bench judges its own targets, not the scenario's."""
-    return dataclasses.replace(_BUILTIN[name], thresholds=Thresholds())
+@functools.cache
+def workloads() -> tuple[Workload, ...]:
+    """Read when a benchmark runs, not at import: every command imports this module."""
+    builtin = load_scenarios()
 
+    def sized(name: str) -> Scenario:
+        """The built-in scenario's sizes; bench judges its own targets, not the scenario's."""
+        return dataclasses.replace(builtin[name], thresholds=Thresholds())
 
-WORKLOADS: tuple[Workload, ...] = (
-    Workload(scenario=_sized("short"), min_throughput=500_000, min_ratio=0.30,
-             max_memory_growth_mb=30),
-    Workload(scenario=_sized("medium"), min_throughput=400_000, max_memory_payload_factor=1.3),
-    Workload(scenario=_sized("long"), min_throughput=50_000, repeat=5),
-    Workload(scenario=_sized("rapid"), max_duration_error=0.10, max_quit_latency_ms=20,
-             measure_quit=True),
-    Workload(scenario=_sized("backpressure"), max_loss_pct=0.0, max_duration_error=0.10,
-             measure_quit=True),
-    # The seed's next steps: figures only, beside the five.
-    Workload(scenario=_sized("concurrent"), max_loss_pct=0.0),
-    Workload(scenario=_sized("errors"), max_loss_pct=0.0),
-)
+    return (
+        Workload(scenario=sized("short"), min_throughput=500_000, min_ratio=0.30,
+                 max_memory_growth_mb=30),
+        Workload(scenario=sized("medium"), min_throughput=400_000,
+                 max_memory_payload_factor=1.3),
+        Workload(scenario=sized("long"), min_throughput=50_000, repeat=5),
+        Workload(scenario=sized("rapid"), max_duration_error=0.10, max_quit_latency_ms=20,
+                 measure_quit=True),
+        Workload(scenario=sized("backpressure"), max_loss_pct=0.0, max_duration_error=0.10,
+                 measure_quit=True),
+        Workload(scenario=sized("concurrent"), max_loss_pct=0.0),
+        Workload(scenario=sized("errors"), max_loss_pct=0.0),
+    )
 
 
 def workload_names() -> list[str]:
-    return [w.name for w in WORKLOADS]
+    return list(WORKLOAD_NAMES)
 
 
 def select(names: Sequence[str]) -> list[Workload]:
-    by_name = {w.name: w for w in WORKLOADS}
     for name in names:
-        if name not in by_name:
+        if name not in WORKLOAD_NAMES:
             raise ConfigError(f"bench: unknown workload {name!r}; "
-                              f"choose from {', '.join(by_name)}")
-    return [w for w in WORKLOADS if not names or w.name in names]
+                              f"choose from {', '.join(WORKLOAD_NAMES)}")
+    return [w for w in workloads() if not names or w.name in names]
 
 
 def ideal_duration_s(scenario: Scenario) -> float | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import shutil
 import tempfile
 from contextlib import AbstractContextManager
@@ -59,6 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="results.json or log whose throughputs report.html shows beside")
     parser.add_argument("--sample-interval", type=float, default=0.1, metavar="SECONDS",
                         help="how often RSS and counts are sampled (default: 0.1)")
+    # The phases around the measured run (stress.engine.lifecycle), each with its deadline.
+    for phase, default in (("setup", 30.0), ("quit", 10.0), ("teardown", 10.0)):
+        parser.add_argument(f"--{phase}-budget", type=float, default=default, metavar="SECONDS",
+                            help=f"how long the target's {phase} may take (default: {default:g})")
+    parser.add_argument("--ignore-task", action="append", default=[], metavar="PATTERN",
+                        help="accept leftover tasks whose coroutine's module.qualname matches "
+                             "(fnmatch, e.g. 'sse_starlette.*'), in every scenario; repeatable")
     add_verbose_flag(parser)
     container_session.add_options(parser)
 
@@ -76,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeat {args.repeat}: expected a whole number >= 1")
     if args.sample_interval <= 0:
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected seconds > 0")
+    for phase in ("setup", "quit", "teardown"):
+        if not getattr(args, f"{phase}_budget") > 0:
+            raise ConfigError(f"--{phase}-budget {getattr(args, f'{phase}_budget')}: "
+                              "expected seconds > 0")
     if args.engine != "host" and (code := container_session.run(args)) is not None:
         return code  # None: --engine auto found no engine, so the run goes on here
     check_loops([args.loop])
@@ -88,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         profile=parse_profile_kinds(args.profile),
         cpu_profiler="perf" if args.cpu_profiler == "perf" else "py-spy",
         evidence=not args.no_evidence, sample_interval_s=args.sample_interval,
+        setup_budget_s=args.setup_budget, quit_budget_s=args.quit_budget,
+        teardown_budget_s=args.teardown_budget, ignore_tasks=tuple(args.ignore_task),
     )
     results: list[Result] = []
 
@@ -136,7 +148,7 @@ def apply_settings(args: argparse.Namespace) -> Settings:
         # The project's threshold overrides must reach the container's run: hand it the
         # resolved scenario set as a file, and keep it from reading the project config again.
         args.scenarios = write_resolved_scenarios(settings)
-        os.environ["STRESS_NO_PROJECT_CONFIG"] = "1"
+        args.settings_resolved = True  # the container's run gets STRESS_NO_PROJECT_CONFIG=1
     return settings
 
 

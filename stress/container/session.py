@@ -131,6 +131,8 @@ def plan(args: argparse.Namespace, *, cwd: Path,
         mounts.append(Mount(host=path, container=inside))
         rewritten[dest] = inside
     environment: dict[str, str] = {}
+    if getattr(args, "settings_resolved", False):
+        environment["STRESS_NO_PROJECT_CONFIG"] = "1"  # the overrides are in --scenarios
     working_dir = None
     top = args.target.partition(":")[0].split(".")[0]
     workspace = None if top in image_modules else target_folder(args.target, cwd)

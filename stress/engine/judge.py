@@ -10,10 +10,12 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+from stress.engine import verdicts
 from stress.engine.protocol import QuitFigures, RunFigures, Sample
 from stress.results import Check, Failure, Metrics, meets, threshold_checks
 from stress.scenario import Scenario
 from stress.stats import throughput
+from stress.streams import StreamReport
 
 DEADLOCK_DIAGNOSIS = (
     "Deadlock in message channel",
@@ -47,8 +49,15 @@ STREAMS_DIAGNOSIS = (
 
 
 def metrics_from(run: RunFigures | None, quit: QuitFigures | None = None,
-                 last_sample: Sample | None = None, elapsed_s: float = 0.0) -> Metrics:
-    """Metrics from the child's figures, or from its last sample when it was killed."""
+                 last_sample: Sample | None = None, elapsed_s: float = 0.0,
+                 streams: StreamReport | None = None) -> Metrics:
+    """Metrics from the child's figures, or from its last sample when it was killed; the
+    verifier's counts and latency replace the target's counters when it used the verifier."""
+    return verdicts.stream_metrics(_counted(run, quit, last_sample, elapsed_s), streams, run)
+
+
+def _counted(run: RunFigures | None, quit: QuitFigures | None,
+             last_sample: Sample | None, elapsed_s: float) -> Metrics:
     growth = 0.0
     if run is None and last_sample is not None:
         # The child never finished its measured run: use what the sampler last saw.
@@ -77,21 +86,26 @@ def metrics_from(run: RunFigures | None, quit: QuitFigures | None = None,
     )
 
 
-def timeout_failure(scenario: Scenario, took_s: float, phase: str) -> Failure:
+def timeout_failure(scenario: Scenario, took_s: float, phase: str,
+                    blocked_loop: str | None = None) -> Failure:
+    """A hang; ``blocked_loop`` is the stack dump's finding that the event loop was not
+    waiting in its selector ("event loop blocked in a synchronous call at FILE:LINE
+    (function)"), named first since it is no guess."""
+    first = (blocked_loop,) if blocked_loop else ()
     if phase == "quit":
         return Failure(
             kind="timeout",
             message=f"Quit was requested under load but run() had not returned "
                     f"after {took_s:.3f}s",
             headline="FAILURE: Possible deadlock detected",
-            diagnosis=QUIT_DIAGNOSIS,
+            diagnosis=(*first, *QUIT_DIAGNOSIS),
         )
     return Failure(
         kind="timeout",
         message=f"Test should complete within timeout ({scenario.timeout_s:g}s), "
                 f"took {took_s:.3f}s",
         headline="FAILURE: Possible deadlock detected",
-        diagnosis=DEADLOCK_DIAGNOSIS,
+        diagnosis=(*first, *DEADLOCK_DIAGNOSIS),
     )
 
 
@@ -176,28 +190,42 @@ def _quit_latency(_metrics: Metrics, check: Check, quit: QuitFigures | None) -> 
     )
 
 
+def _latency(metrics: Metrics, check: Check, _quit: QuitFigures | None) -> Failure:
+    return verdicts.latency_failure(metrics, check)
+
+
+def _slope(metrics: Metrics, check: Check, _quit: QuitFigures | None) -> Failure:
+    return verdicts.slope_failure(metrics, check)
+
+
 _FAILURES: dict[str, Callable[[Metrics, Check, QuitFigures | None], Failure]] = {
     "loss_pct": _loss, "memory_growth_mb": _memory, "throughput": _throughput,
-    "quit_latency_ms": _quit_latency,
+    "quit_latency_ms": _quit_latency, "latency_p99_ms": _latency, "ttft_max_ms": _latency,
+    "max_gap_ms": _latency, "memory_slope_mb_per_min": _slope,
 }
+# Thresholds that fail when their figure was not measured: the threshold asked for it.
+_REQUIRED = frozenset({"quit_latency_ms", "latency_p99_ms", "ttft_max_ms", "max_gap_ms",
+                       "memory_slope_mb_per_min"})
 
 
 def threshold_failures(scenario: Scenario, metrics: Metrics,
-                       quit: QuitFigures | None = None) -> list[Failure]:
-    """Every threshold the completed run missed, in the seed's order of importance.
+                       quit: QuitFigures | None = None, run: RunFigures | None = None,
+                       streams: StreamReport | None = None) -> list[Failure]:
+    """Every threshold the completed run missed, in the seed's order of importance, then
+    what the verifier found in the stream (or the impossible counts of a counter-only target).
 
     The leak threshold is judged on the memray run (:func:`leak_failure`).
     """
     failures: list[Failure] = []
     for check in threshold_checks(scenario, metrics, "passed"):
-        # A quit latency that was not measured fails too: the threshold asked for it.
-        missed = check.met is False or (check.metric == "quit_latency_ms" and check.met is None)
+        missed = check.met is False or (check.metric in _REQUIRED and check.met is None)
         if missed and check.metric in _FAILURES:
             failures.append(_FAILURES[check.metric](metrics, check, quit))
+    failures.extend(verdicts.stream_failures(scenario, metrics, run, streams))
     pending = quit.pending if quit is not None else ()
     if pending:
         failures.append(Failure(
-            kind="quit_latency",
+            kind="leftover",
             message=f"Tasks left pending after quit: {len(pending)} ({'; '.join(pending[:3])})",
             headline="FAILURE: Quit left tasks running",
             diagnosis=("A task created outside a TaskGroup or without an owner that cancels it",),
@@ -226,3 +254,15 @@ def leak_failure(leaked_mb: float, limit_mb: float, leak_report: str | None) -> 
         diagnosis=report_lines[:25] or MEMORY_DIAGNOSIS,
         evidence=leak_report or None,
     )
+
+
+memory_slope = verdicts.memory_slope
+
+
+def run_notes(scenario: Scenario, metrics: Metrics) -> list[str]:
+    """What every report of this scenario says beside its verdict."""
+    notes = [] if metrics.verified else [verdicts.NOT_VERIFIED_NOTE]
+    scaling = scenario.scaling_note()
+    if scaling is not None:
+        notes.append(scaling)
+    return notes

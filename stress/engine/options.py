@@ -20,8 +20,10 @@ class Deadlines:
     """How long each phase of a child may take, and how long a stop may."""
 
     startup_s: float = 30.0  # interpreter start and target import
+    setup_s: float = 30.0  # the target's setup() and warm-up
     run_s: float = 60.0  # the measured run (the scenario's timeout_s)
     quit_s: float = 10.0  # how long run() may take to return after quit is set
+    teardown_s: float = 10.0  # the target's teardown()
     stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
 
 
@@ -37,8 +39,12 @@ class RunOptions:
     sample_interval_s: float = 0.1
     startup_budget_s: float = 30.0  # interpreter start and target import
     quit_budget_s: float = 10.0  # how long run() may take to return after quit is set
+    setup_budget_s: float = 30.0  # the target's setup() and warm-up
+    teardown_budget_s: float = 10.0  # the target's teardown()
+    ignore_tasks: tuple[str, ...] = ()  # added to every scenario's ignore_tasks
     stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
 
     def deadlines(self, run_s: float) -> Deadlines:
-        return Deadlines(startup_s=self.startup_budget_s, run_s=run_s,
-                         quit_s=self.quit_budget_s, stop_grace_s=self.stop_grace_s)
+        return Deadlines(startup_s=self.startup_budget_s, setup_s=self.setup_budget_s,
+                         run_s=run_s, quit_s=self.quit_budget_s,
+                         teardown_s=self.teardown_budget_s, stop_grace_s=self.stop_grace_s)

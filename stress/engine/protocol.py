@@ -15,14 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from stress.engine.leftovers import Leftovers
 from stress.errors import EngineError
+from stress.histogram import LatencySummary
 from stress.scenario import Scenario, Thresholds
+from stress.streams import Divergence, StreamReport
 
-PROTOCOL_VERSION = 1
+# 2: ChildFigures carries the verifier's StreamReport ("streams").
+PROTOCOL_VERSION = 2
 
-# The child's phases, in order: starting (interpreter and target import), the measured run,
-# quit under load, done. The samples file says which one the child is in.
-Phase = Literal["start", "run", "quit", "done"]
+# The child's phases, in order: starting (interpreter and target import), the target's setup
+# (and warm-up), the measured run, quit under load, the target's teardown, done. The samples
+# file says which one the child is in.
+Phase = Literal["start", "setup", "run", "quit", "teardown", "done"]
 PHASES: tuple[Phase, ...] = get_args(Phase)
 Loop = Literal["asyncio", "uvloop"]
 LOOPS: tuple[Loop, ...] = get_args(Loop)
@@ -71,7 +76,7 @@ _NONE = type(None)
 # strings here: every module involved uses ``from __future__ import annotations``).
 _KINDS: dict[str, type | tuple[type, ...]] = {
     "str": str, "int": int, "float": float, "bool": bool,
-    "float | None": (float, _NONE), "str | None": (str, _NONE),
+    "float | None": (float, _NONE), "str | None": (str, _NONE), "int | None": (int, _NONE),
 }
 
 
@@ -90,8 +95,11 @@ def scenario_from_dict(data: object) -> Scenario:
     if not isinstance(data, dict):
         raise ProtocolError("spec: 'scenario' is not an object")
     thresholds = _take(data, "thresholds", dict, "spec.scenario")
-    fields = _typed_fields(Scenario, data, "spec.scenario", skip=("thresholds",))
-    return Scenario(**fields, thresholds=Thresholds(
+    ignore = _take(data, "ignore_tasks", list, "spec.scenario")
+    if not all(isinstance(p, str) for p in ignore):
+        raise ProtocolError("spec.scenario: 'ignore_tasks' must be a list of strings")
+    fields = _typed_fields(Scenario, data, "spec.scenario", skip=("thresholds", "ignore_tasks"))
+    return Scenario(**fields, ignore_tasks=tuple(ignore), thresholds=Thresholds(
         **_typed_fields(Thresholds, thresholds, "spec.scenario.thresholds")))
 
 
@@ -169,6 +177,8 @@ class RunFigures:
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    # Counters the target set to something other than a whole number ("name=value").
+    odd_counters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +198,10 @@ class ChildFigures:
     run: RunFigures | None = None
     quit: QuitFigures | None = None
     error: str | None = None  # "ValueError: ..." when the target raised
+    setup_error: str | None = None  # setup (or warm-up) raised: nothing was measured
+    teardown_error: str | None = None  # teardown raised, after the figures above
+    leftovers: tuple[Leftovers, ...] = ()  # what was still alive at each checkpoint
+    streams: StreamReport | None = None  # what the verifier saw in the measured run
 
     @property
     def finished(self) -> bool:
@@ -198,8 +212,12 @@ class ChildFigures:
                                                 "pending": list(self.quit.pending)}
         return json.dumps({
             "version": PROTOCOL_VERSION,
-            "run": None if self.run is None else dataclasses.asdict(self.run),
-            "quit": quit_, "error": self.error,
+            "run": None if self.run is None else {**dataclasses.asdict(self.run),
+                                                  "odd_counters": list(self.run.odd_counters)},
+            "quit": quit_, "error": self.error, "setup_error": self.setup_error,
+            "teardown_error": self.teardown_error,
+            "leftovers": [record.to_dict() for record in self.leftovers],
+            "streams": None if self.streams is None else dataclasses.asdict(self.streams),
         })
 
     @classmethod
@@ -208,11 +226,28 @@ class ChildFigures:
         run = _take(data, "run", (dict, _NONE), "figures")
         quit_ = _take(data, "quit", (dict, _NONE), "figures")
         return cls(
-            run=None if run is None else RunFigures(**_typed_fields(RunFigures, run,
-                                                                    "figures.run")),
+            run=None if run is None else _run_from(run),
             quit=None if quit_ is None else _quit_from(quit_),
             error=_take(data, "error", (str, _NONE), "figures"),
+            setup_error=_take(data, "setup_error", (str, _NONE), "figures"),
+            teardown_error=_take(data, "teardown_error", (str, _NONE), "figures"),
+            leftovers=tuple(Leftovers.from_dict(record)
+                            for record in _take(data, "leftovers", list, "figures")),
+            streams=_streams_from(_take(data, "streams", (dict, _NONE), "figures")),
         )
+
+
+def _strings(data: dict[str, Any], key: str, record: str) -> tuple[str, ...]:
+    values = _take(data, key, list, record)
+    if not all(isinstance(v, str) for v in values):
+        raise ProtocolError(f"{record}: {key!r} must be a list of strings")
+    return tuple(values)
+
+
+def _run_from(data: dict[str, Any]) -> RunFigures:
+    odd = _strings(data, "odd_counters", "figures.run")
+    return RunFigures(**_typed_fields(RunFigures, data, "figures.run", skip=("odd_counters",)),
+                      odd_counters=odd)
 
 
 def _quit_from(data: dict[str, Any]) -> QuitFigures:
@@ -221,3 +256,30 @@ def _quit_from(data: dict[str, Any]) -> QuitFigures:
         raise ProtocolError("figures.quit: 'pending' must be a list of strings")
     fields = _typed_fields(QuitFigures, data, "figures.quit", skip=("pending",))
     return QuitFigures(**fields, pending=tuple(pending))
+
+
+def _latency_from(data: object, record: str) -> LatencySummary:
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{record}: expected an object")
+    buckets = _take(data, "buckets", list, record)
+    if not all(isinstance(b, list) and len(b) == 2 and isinstance(b[0], int | float)
+               and isinstance(b[1], int) for b in buckets):
+        raise ProtocolError(f"{record}: 'buckets' must be a list of [ms, count] pairs")
+    fields = _typed_fields(LatencySummary, data, record, skip=("buckets",))
+    return LatencySummary(**fields, buckets=tuple((float(ms), n) for ms, n in buckets))
+
+
+def _streams_from(data: dict[str, Any] | None) -> StreamReport | None:
+    if data is None:
+        return None
+    record = "figures.streams"
+    divergence = _take(data, "first_divergence", (dict, _NONE), record)
+    fields = _typed_fields(StreamReport, data, record,
+                           skip=("first_divergence", "latency", "ttft"))
+    return StreamReport(
+        **fields,
+        first_divergence=None if divergence is None else Divergence(
+            **_typed_fields(Divergence, divergence, record + ".first_divergence")),
+        latency=_latency_from(_take(data, "latency", dict, record), record + ".latency"),
+        ttft=_latency_from(_take(data, "ttft", dict, record), record + ".ttft"),
+    )

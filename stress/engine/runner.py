@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from stress.engine import judge
+from stress.engine import judge, lifecycle
 from stress.engine.environment import environment
 from stress.engine.options import ProfileKind, RunOptions
 from stress.engine.protocol import Sample
@@ -129,6 +129,7 @@ class _Context:
 
 def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop: StopRequest,
                  progress: ProgressLine | None = None) -> Result:
+    scenario = lifecycle.with_ignored_tasks(scenario, options.ignore_tasks)
     log_name = f"stress-test-{scenario.name}.log"
     with (options.out_dir / log_name).open("w", encoding="utf-8") as log_file:
         log_file.write(f"# scenario {scenario.name} ({scenario.title}), target {options.target}, "
@@ -143,8 +144,11 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         if progress is not None:
             progress.clear()
         chosen = median_run(runs)
-        metrics = _metrics(chosen)
-        outcome = _judge_run(scenario, chosen, metrics)
+        metrics = _metrics(scenario, chosen)
+        verdict = lifecycle.judge_phases(scenario, chosen, metrics)
+        outcome = _ScenarioOutcome(status=verdict.status, failures=verdict.failures,
+                                   notes=verdict.notes)
+        outcome.notes.extend(judge.run_notes(scenario, metrics))
         outcome.artifacts["log"] = log_name
         if len(runs) > 1:
             figures = ", ".join(f"{run_throughput(r):.0f}" for r in runs if r.status == "ok")
@@ -160,36 +164,31 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
                           outcome=outcome)
     if outcome.leaked_mb is not None:
         metrics = dataclasses.replace(metrics, leaked_mb=outcome.leaked_mb)
+    # A hang after the measured run (quit, teardown, exit) keeps the measured run's verdicts.
+    judged_as: Status = "failed" if verdict.measured else outcome.status
     return Result(
-        scenario=scenario, status=outcome.status, metrics=metrics,
+        scenario=verdict.scenario, status=outcome.status, metrics=metrics,
         failures=tuple(outcome.failures), samples=_series(chosen.samples), environment=env,
         artifacts=outcome.artifacts, notes=tuple(outcome.notes), repeats=len(runs),
-        checks=threshold_checks(scenario, metrics, outcome.status),
+        checks=threshold_checks(verdict.scenario, metrics, judged_as),
+        latency_histogram=_histogram(chosen),
     )
 
 
-def _metrics(run: ChildRun) -> Metrics:
+def _histogram(run: ChildRun) -> tuple[tuple[float, int], ...]:
+    streams = run.figures.streams if run.figures is not None else None
+    return streams.latency.buckets if streams is not None else ()
+
+
+def _metrics(scenario: Scenario, run: ChildRun) -> Metrics:
     figures = run.figures
-    return judge.metrics_from(figures.run if figures else None, figures.quit if figures else None,
-                              run.last_sample, run.elapsed_s)
-
-
-def _judge_run(scenario: Scenario, run: ChildRun, metrics: Metrics) -> _ScenarioOutcome:
-    if run.status == "timeout":
-        return _ScenarioOutcome(status="timeout", failures=[
-            judge.timeout_failure(scenario, run.elapsed_s, run.phase)])
-    if run.status == "interrupted":
-        return _ScenarioOutcome(status="interrupted",
-                                failures=[judge.interrupted_failure(run.elapsed_s)])
-    if run.status == "crashed":
-        error = run.figures.error if run.figures is not None else None
-        return _ScenarioOutcome(status="crashed", failures=[
-            judge.crash_failure(run.returncode or 0, error)])
-    quit_ = run.figures.quit if run.figures is not None else None
-    failures = judge.threshold_failures(scenario, metrics, quit_)
-    notes = [quit_.note] if quit_ is not None and quit_.note else []
-    return _ScenarioOutcome(status="failed" if failures else "passed", failures=failures,
-                            notes=notes)
+    # Only a sample of the measured run stands for it (not one of setup or quit under load).
+    last_run = next((s for s in reversed(run.samples) if s.phase == "run"), None)
+    metrics = judge.metrics_from(figures.run if figures else None,
+                                 figures.quit if figures else None, last_run,
+                                 run.elapsed_s, streams=figures.streams if figures else None)
+    return dataclasses.replace(metrics,
+                               memory_slope_mb_per_min=judge.memory_slope(scenario, run.samples))
 
 
 def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,

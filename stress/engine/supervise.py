@@ -2,13 +2,14 @@
 
 Each child is a fresh interpreter (its own memory baseline, killable) in a session of its own.
 The parent owns every deadline: a child past its phase's budget gets SIGUSR1 (it dumps every
-thread's and every asyncio task's stack into the log), then the staged stop (SIGTERM to its
-process group, then SIGKILL).
+thread's and every asyncio task's stack into the log; SIGUSR2, faulthandler's dump, when that
+goes unanswered), then the staged stop (SIGTERM to its process group, then SIGKILL).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import psutil
 
+from stress.engine import stacks
 from stress.engine.options import Deadlines
 from stress.engine.protocol import ChildFigures, ChildSpec, Loop, Phase, ProtocolError, Sample
 from stress.process import child_environment, stop_in_stages
@@ -35,6 +37,10 @@ log = logging.getLogger("stress.engine.supervise")
 
 CHILD_MODULE = "stress.engine.child"
 STACK_DUMP_WAIT_S = 1.5  # for the child to write its stacks after SIGUSR1
+NATIVE_DUMP_WAIT_S = 1.0  # for faulthandler's dump after SIGUSR2
+DUMP_WRITING_GRACE_S = 3.0  # more for a dump that is still being written
+DUMP_STALL_S = 1.0  # a dump that wrote nothing for this long is not being written
+DUMP_POLL_S = 0.05
 POLL_S = 0.1
 
 ChildStatus = Literal["ok", "timeout", "crashed", "interrupted"]
@@ -52,6 +58,9 @@ class ChildRun:
     phase: Phase
     wall_s: float  # spawn to exit
     profile: ProfileOutcome | None = None  # when a profiler was attached
+    # A hang's stack dump: "event loop blocked in a synchronous call at FILE:LINE (function)"
+    # when the loop's thread was not waiting in its selector.
+    blocked_loop: str | None = None
 
     @property
     def last_sample(self) -> Sample | None:
@@ -135,6 +144,7 @@ def run_child(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
         reader = SampleReader(spec.samples_path)
         status, phase, elapsed = _supervise(proc, reader, deadlines=deadlines, stop=stop,
                                             on_sample=on_sample)
+        blocked_loop = _dump_stacks(proc, log_file) if status == "timeout" else None
         if status in ("timeout", "interrupted"):
             stop_in_stages(proc, terminate_wait_s=deadlines.stop_grace_s, group=True)
         returncode = proc.wait()
@@ -146,7 +156,7 @@ def run_child(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
             status = "crashed"
         return ChildRun(status=status, figures=figures, samples=tuple(reader.samples),
                         returncode=returncode, elapsed_s=elapsed, phase=phase, wall_s=wall_s,
-                        profile=outcome)
+                        profile=outcome, blocked_loop=blocked_loop)
 
 
 def _read_figures(path: Path) -> ChildFigures | None:
@@ -165,8 +175,9 @@ def _supervise(proc: subprocess.Popen[bytes], reader: SampleReader, *, deadlines
     """Wait for the child, enforcing each phase's deadline. Returns (status, phase, elapsed)."""
     phase: Phase = "start"
     phase_started = time.monotonic()
-    budgets: dict[Phase, float] = {"start": deadlines.startup_s, "run": deadlines.run_s,
-                                   "quit": deadlines.quit_s}
+    budgets: dict[Phase, float] = {"start": deadlines.startup_s, "setup": deadlines.setup_s,
+                                   "run": deadlines.run_s, "quit": deadlines.quit_s,
+                                   "teardown": deadlines.teardown_s}
     while True:
         exited = proc.poll() is not None
         for sample in reader.poll():
@@ -180,7 +191,6 @@ def _supervise(proc: subprocess.Popen[bytes], reader: SampleReader, *, deadlines
         if stop is not None and stop.requested:
             return "interrupted", phase, elapsed
         if elapsed > budgets.get(phase, deadlines.quit_s):
-            _dump_stacks(proc)
             return "timeout", phase, elapsed
         time.sleep(POLL_S)
 
@@ -197,13 +207,132 @@ def _python_child(pid: int) -> psutil.Process | None:
     return None
 
 
-def _dump_stacks(proc: subprocess.Popen[bytes]) -> None:
-    """Ask the child for its thread and task stacks, and give it a moment to write them."""
+def _dump_stacks(proc: subprocess.Popen[bytes], log_file: TextIO) -> str | None:
+    """Ask the child for its stacks; say in the log when it does not answer.
+
+    Returns the dump's note that the event loop is blocked in a synchronous call, if any.
+    SIGUSR1 gets the Python-level dump, which needs the child's main thread to come back to
+    the interpreter; when no end marker arrives in time, SIGUSR2 gets faulthandler's, which
+    is written from C whatever the threads are doing.
+    """
     child = _python_child(proc.pid)
     if child is None:
-        return
+        _note(log_file, "no stack dump: the scenario interpreter was not found")
+        return None
+    log_path = Path(log_file.name)
+    start = _size(log_path)
     try:
-        child.send_signal(signal.SIGUSR1)
-    except psutil.Error:
-        return
-    time.sleep(STACK_DUMP_WAIT_S)
+        child.send_signal(stacks.DUMP_SIGNAL)
+    except psutil.Error as exc:
+        _note(log_file, f"no stack dump: SIGUSR1 could not be sent ({exc})")
+        return None
+    text = _wait_for_dump(log_path, start, STACK_DUMP_WAIT_S)
+    if stacks.DUMP_END in text:
+        return _blocked_loop(text)
+    if stacks.DUMP_FAILED in text:
+        _note(log_file, "the Python stack dump failed (above); asking faulthandler (SIGUSR2)")
+    elif stacks.DUMP_HEADER in text:
+        _note(log_file, "the Python stack dump (SIGUSR1) did not finish in time; "
+                        "asking faulthandler (SIGUSR2)")
+    else:
+        _note(log_file, f"the Python stack dump (SIGUSR1) went unanswered within "
+                        f"{STACK_DUMP_WAIT_S:g}s: the main thread is not running Python code "
+                        "(blocked in C?); asking faulthandler (SIGUSR2)")
+    native_start = _size(log_path)
+    try:
+        child.send_signal(stacks.NATIVE_DUMP_SIGNAL)
+    except psutil.Error as exc:
+        _note(log_file, f"no native stack dump: SIGUSR2 could not be sent ({exc})")
+        return None
+    native = _wait_for_growth(log_path, native_start, NATIVE_DUMP_WAIT_S)
+    if not native.strip():
+        _note(log_file, f"the native stack dump (SIGUSR2) went unanswered within "
+                        f"{NATIVE_DUMP_WAIT_S:g}s")
+        return None
+    _note(log_file, "end of faulthandler's stacks (SIGUSR2)")
+    return _blocked_in_native_dump(native)
+
+
+def _note(log_file: TextIO, text: str) -> None:
+    log_file.write(f"\n=== {text} ===\n")
+    log_file.flush()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _wait_for_dump(path: Path, offset: int, wait_s: float) -> str:
+    """The log written since ``offset``, once it holds a dump's last line (or ``wait_s``).
+
+    A dump still being written (a big one on a loaded machine) gets up to
+    ``DUMP_WRITING_GRACE_S`` more while it has grown in the last ``DUMP_STALL_S``.
+    """
+    started = last_growth = time.monotonic()
+    size = 0
+    while True:
+        text = _read_from(path, offset)
+        if stacks.DUMP_END in text or stacks.DUMP_FAILED in text:
+            return text
+        now = time.monotonic()
+        if len(text) > size:
+            size, last_growth = len(text), now
+        writing = stacks.DUMP_HEADER in text and now - last_growth < DUMP_STALL_S
+        if now - started > wait_s + DUMP_WRITING_GRACE_S or (now - started > wait_s
+                                                              and not writing):
+            return text
+        time.sleep(DUMP_POLL_S)
+
+
+def _wait_for_growth(path: Path, offset: int, wait_s: float) -> str:
+    """The log written since ``offset``, once it stops growing (faulthandler has no marker)."""
+    deadline = time.monotonic() + wait_s
+    size = offset
+    while time.monotonic() < deadline:
+        time.sleep(DUMP_POLL_S)
+        now = _size(path)
+        if now > offset and now == size:
+            break
+        size = now
+    return _read_from(path, offset)
+
+
+def _blocked_loop(dump: str) -> str | None:
+    """The dump's note that the loop is blocked (or busy), or None when it waits idle."""
+    for line in dump.splitlines():
+        if line.startswith(stacks.LOOP_STATE):
+            state = line.removeprefix(stacks.LOOP_STATE).strip()
+            return state if state.startswith("event loop ") else None
+    return None
+
+
+_NATIVE_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+) in (?P<fn>\S+)')
+
+
+def _blocked_in_native_dump(dump: str) -> str | None:
+    """Where faulthandler's dump shows the loop's (main) thread, unless it is idle.
+
+    faulthandler lists the newest thread first, so the main thread, which runs the loop,
+    is the last one.
+    """
+    blocks = re.split(r"^(?:Current thread|Thread) 0x[0-9a-f]+ .*:$", dump, flags=re.M)
+    for line in blocks[-1].splitlines() if len(blocks) > 1 else ():
+        frame = _NATIVE_FRAME.match(line)
+        if frame is not None:
+            if stacks.is_idle(frame["file"], frame["fn"]):
+                return None
+            return f"{stacks.BLOCKED}{frame['file']}:{frame['line']} ({frame['fn']}); " \
+                   "it did not answer a Python signal handler"
+    return None

@@ -16,16 +16,19 @@ harness knows about it: ``reference`` is a zero-argument factory returning an ob
 ``consumer_delay_us`` (render cost per token), ``conversations`` (concurrent streams) and
 ``error_rate`` (fraction of conversations whose backend fails mid-stream).
 
-Counters: ``messages_sent`` every token handed to the channel, ``tokens_received`` every
-token rendered, ``streams_completed`` streams that ended normally, ``errors`` streams that
-failed. Broken variants for demos and the kit's own tests are in
-:mod:`stress.pipeline.faults`.
+Its backends stream the harness's tokens (``params.tokens``; a conversation fails where
+``params.fail_at`` says; with ``duration_s`` the streams run for that long), and the consumer
+hands every rendered run back (``stats.receive`` with the run's joined text, then
+``stats.end`` or ``stats.fail``), so the harness verifies each token. ``messages_sent``
+still counts every token handed to the channel. Broken variants for demos and the kit's
+own tests are in :mod:`stress.pipeline.faults`.
 """
 
 from __future__ import annotations
 
+from stress.engine.harness import failure_plan
 from stress.pipeline.channel import Channel, ChannelClosed, ChannelStatistics, Overflow
-from stress.pipeline.conductor import ReferencePipeline, failure_plan
+from stress.pipeline.conductor import ReferencePipeline
 from stress.pipeline.transcript import Transcript
 
 __all__ = [

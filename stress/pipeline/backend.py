@@ -14,8 +14,10 @@ timers resolve to about a millisecond), so sleeping per token would make a milli
 from __future__ import annotations
 
 import asyncio
+import math
+import sys
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from stress.pipeline.events import Event, StreamEnd, StreamError, StreamStart, TokenRun
 
@@ -52,30 +54,54 @@ class TokenTexts:
         return list(map(self._cut, self._cuts[offset : offset + count]))
 
 
+# A harness's token source: tokens ``start .. start + count - 1`` of a conversation.
+TokenSource = Callable[[int, int, int], list[str]]
+
+
 class Backend:
-    """One conversation's stream: start, ``messages`` tokens, end (or an error at ``fail_at``)."""
+    """One conversation's stream: start, ``messages`` tokens, end (or an error at ``fail_at``).
+
+    ``tokens`` is the harness's source (``params.tokens``); without one the backend makes its
+    own texts. With ``duration_s`` (a soak) the stream goes on until that many seconds have
+    passed, however many tokens that is, then ends.
+    """
 
     def __init__(self, conversation: int, *, messages: int, message_size: int,
                  token_delay_us: float = 0.0, max_run: int = 100,
-                 fail_at: int | None = None) -> None:
+                 fail_at: int | None = None, tokens: TokenSource | None = None,
+                 duration_s: float | None = None) -> None:
         self.conversation = conversation
         self.messages = messages
         self.delay_s = token_delay_us / 1e6
         self.max_run = max(1, max_run)
         self.fail_at = fail_at
-        self._texts = TokenTexts(message_size, self.max_run)
+        self.duration_s = duration_s
+        if tokens is None:
+            texts = TokenTexts(message_size, self.max_run)
+
+            def own(_conversation: int, start: int, count: int) -> list[str]:
+                return texts.make(start, count)
+
+            tokens = own
+        self._make: TokenSource = tokens
 
     async def stream(self) -> AsyncGenerator[Event, None]:
         """Yield the stream's events; token runs are at most ``max_run`` long."""
         conversation = self.conversation
-        failing = self.fail_at is not None and self.fail_at < self.messages
-        stop = min(self.fail_at, self.messages) if self.fail_at is not None else self.messages
+        soak = self.duration_s is not None
+        limit = sys.maxsize if soak else self.messages
+        failing = self.fail_at is not None and self.fail_at < limit
+        stop = min(self.fail_at, limit) if self.fail_at is not None else limit
         delay = self.delay_s
-        make = self._texts.make
+        make = self._make
         yield StreamStart(conversation)
         sent = 0
         start = time.perf_counter()
+        ends_at = start + self.duration_s if self.duration_s is not None else math.inf
         while sent < stop:
+            if soak and time.perf_counter() >= ends_at:
+                failing = False  # the time was up before the injected failure came
+                break
             if delay > 0:
                 elapsed = time.perf_counter() - start
                 due = min(int(elapsed / delay) + 1, stop)  # token k is due at k * delay
@@ -85,7 +111,7 @@ class Backend:
                 count = min(due - sent, self.max_run)
             else:
                 count = min(stop - sent, self.max_run)
-            yield TokenRun(conversation, make(sent, count))
+            yield TokenRun(conversation, make(conversation, sent, count))
             sent += count
         if failing:
             yield StreamError(conversation, f"injected backend failure after {sent} tokens")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import random
 
 from stress.pipeline.backend import Backend
 from stress.pipeline.channel import Channel, Overflow
@@ -33,24 +31,7 @@ from stress.target import Params, Stats
 # tokens stream about 25% faster with it).
 MAX_RUN = 1000
 MAX_RUN_CHARS = 100_000
-DEFAULT_ERROR_SEED = 1729
-
-
-def failure_plan(params: Params, seed: int = DEFAULT_ERROR_SEED) -> dict[int, int]:
-    """Which conversations fail and after how many tokens, the same on every run.
-
-    ``round(error_rate * conversations)`` conversations fail (half rounds up), each at a
-    position strictly inside its stream when the stream has at least two tokens.
-    """
-    rate = min(max(float(params.error_rate), 0.0), 1.0)
-    conversations = int(params.conversations)
-    failing = min(conversations, math.floor(rate * conversations + 0.5))
-    if failing == 0:
-        return {}
-    rng = random.Random(seed)
-    chosen = sorted(rng.sample(range(conversations), failing))
-    messages = int(params.messages)
-    return {c: rng.randrange(1, messages) if messages > 1 else 0 for c in chosen}
+SOAK_SCROLLBACK_CHARS = 1_000_000  # per conversation, in a soak run
 
 
 class ReferencePipeline:
@@ -61,10 +42,8 @@ class ReferencePipeline:
     transcript), so memory growth includes the text that was rendered.
     """
 
-    def __init__(self, *, policy: Overflow = Overflow.BACKPRESSURE,
-                 error_seed: int = DEFAULT_ERROR_SEED) -> None:
+    def __init__(self, *, policy: Overflow = Overflow.BACKPRESSURE) -> None:
         self.policy = policy
-        self.error_seed = error_seed
         self.transcript: Transcript | None = None
         self.channel: Channel | None = None
 
@@ -76,11 +55,20 @@ class ReferencePipeline:
     def make_consumer(self, transcript: Transcript, stats: Stats, params: Params) -> Consumer:
         return Consumer(transcript, stats, consumer_delay_us=float(params.consumer_delay_us))
 
+    def make_backend(self, conversation: int, params: Params, max_run: int) -> Backend:
+        return Backend(conversation, messages=int(params.messages),
+                       message_size=int(params.message_size),
+                       token_delay_us=float(params.token_delay_us), max_run=max_run,
+                       fail_at=params.fail_at(conversation), tokens=params.tokens,
+                       duration_s=params.duration_s)
+
     # The target interface.
 
     async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
         channel = Channel(self.channel_capacity(params), self.policy)
-        transcript = Transcript()
+        # A soak streams for as long as it lasts: the UI keeps a scrollback, not everything.
+        transcript = Transcript(scrollback_chars=SOAK_SCROLLBACK_CHARS
+                                if params.duration_s is not None else None)
         self.channel, self.transcript = channel, transcript
         consumer = self.make_consumer(transcript, stats, params)
         async with asyncio.TaskGroup() as group:
@@ -99,18 +87,12 @@ class ReferencePipeline:
             group.create_task(self._run_backends(params, stats, channel), name="backends")
 
     async def _run_backends(self, params: Params, stats: Stats, channel: Channel) -> None:
-        plan = failure_plan(params, self.error_seed)
         max_run = max(1, min(int(params.channel_buffer), MAX_RUN,
                              MAX_RUN_CHARS // int(params.message_size)))
         try:
             async with asyncio.TaskGroup() as group:
                 for conversation in range(int(params.conversations)):
-                    backend = Backend(
-                        conversation, messages=int(params.messages),
-                        message_size=int(params.message_size),
-                        token_delay_us=float(params.token_delay_us), max_run=max_run,
-                        fail_at=plan.get(conversation),
-                    )
+                    backend = self.make_backend(conversation, params, max_run)
                     group.create_task(forward(backend, channel, stats),
                                       name=f"backend-{conversation}")
         finally:

@@ -47,19 +47,21 @@ class Consumer:
     def render(self, events: Iterable[Event]) -> int:
         """Apply events to the transcript and the counters; return the tokens rendered."""
         transcript = self.transcript
+        stats = self.stats
         tokens = 0
         for event in events:
             if isinstance(event, TokenRun):
                 texts = event.texts
-                transcript.write(event.conversation, "".join(texts), len(texts))
+                text = "".join(texts)
+                transcript.write(event.conversation, text, len(texts))
+                stats.receive(event.conversation, text)  # the harness checks the run
                 tokens += len(texts)
             elif isinstance(event, StreamStart):
                 transcript.open(event.conversation)
             elif isinstance(event, StreamEnd):
                 transcript.complete(event.conversation)
-                self.stats.streams_completed += 1
+                stats.end(event.conversation)
             elif isinstance(event, StreamError):
                 transcript.fail(event.conversation, event.message)
-                self.stats.errors += 1
-        self.stats.tokens_received += tokens
+                stats.fail(event.conversation, event.message)
         return tokens

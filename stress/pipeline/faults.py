@@ -32,6 +32,19 @@ exactly that failure. Plug one in with ``--target stress.pipeline.faults:NAME``.
     99.8% loss); even the unpaced 1M short scenario loses 90%. Every drop is counted in
     the channel's statistics and shows up as ``messages_sent - tokens_received``.
     Seed diagnosis: incorrect channel buffer policy.
+
+``duplicate``
+    Every ``FAULT_EVERY``-th run of tokens reaches the UI with its last token twice, as when
+    a client resumes a dropped stream from a stale event id. The harness names the
+    duplicates and the first one (conversation, index, expected, got).
+
+``reorder``
+    Every ``FAULT_EVERY``-th run of two or more tokens reaches the UI with its first two
+    tokens swapped, as when two tasks handle one conversation's tokens. Reordered tokens.
+
+``short``
+    Each backend ends its stream normally after half its tokens: the end event arrives, but
+    early (a read timeout taken for the end of the stream). Streams ended short, tokens lost.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from stress.pipeline.backend import Backend
 from stress.pipeline.channel import Channel, Overflow
 from stress.pipeline.conductor import ReferencePipeline
 from stress.pipeline.consumer import Consumer
@@ -49,6 +63,7 @@ from stress.pipeline.transcript import Transcript
 from stress.target import Params, Stats
 
 DEADLOCK_AFTER_MAX = 1000
+FAULT_EVERY = 10  # the duplicate and reorder knobs damage one run of tokens in this many
 BLOCKING_SLEEP_S = 0.001
 LEAK_BUFFER_BYTES = 1024
 
@@ -102,6 +117,58 @@ class LeakingConsumer(Consumer):
         return super().render(events)
 
 
+class DuplicatingConsumer(Consumer):
+    def __init__(self, transcript: Transcript, stats: Stats, *,
+                 consumer_delay_us: float = 0.0) -> None:
+        super().__init__(transcript, stats, consumer_delay_us=consumer_delay_us)
+        self.runs = 0
+
+    def render(self, events: Iterable[Event]) -> int:
+        damaged: list[Event] = []
+        for event in events:
+            if isinstance(event, TokenRun):
+                self.runs += 1
+                if self.runs % FAULT_EVERY == 0:
+                    damaged.append(TokenRun(event.conversation,
+                                            [*event.texts, event.texts[-1]]))
+                    continue
+            damaged.append(event)
+        return super().render(damaged)
+
+
+class ReorderingConsumer(DuplicatingConsumer):
+    def render(self, events: Iterable[Event]) -> int:
+        damaged: list[Event] = []
+        for event in events:
+            if isinstance(event, TokenRun) and len(event.texts) >= 2:
+                self.runs += 1
+                if self.runs % FAULT_EVERY == 0:
+                    first, second, *rest = event.texts
+                    damaged.append(TokenRun(event.conversation, [second, first, *rest]))
+                    continue
+            damaged.append(event)
+        return Consumer.render(self, damaged)
+
+
+class DuplicatePipeline(ReferencePipeline):
+    def make_consumer(self, transcript: Transcript, stats: Stats, params: Params) -> Consumer:
+        return DuplicatingConsumer(transcript, stats,
+                                   consumer_delay_us=float(params.consumer_delay_us))
+
+
+class ReorderPipeline(ReferencePipeline):
+    def make_consumer(self, transcript: Transcript, stats: Stats, params: Params) -> Consumer:
+        return ReorderingConsumer(transcript, stats,
+                                  consumer_delay_us=float(params.consumer_delay_us))
+
+
+class ShortPipeline(ReferencePipeline):
+    def make_backend(self, conversation: int, params: Params, max_run: int) -> Backend:
+        backend = super().make_backend(conversation, params, max_run)
+        backend.messages = max(1, backend.messages // 2)  # ends normally, half-way
+        return backend
+
+
 class DeadlockPipeline(ReferencePipeline):
     def make_consumer(self, transcript: Transcript, stats: Stats, params: Params) -> Consumer:
         expected = int(params.messages) * int(params.conversations)
@@ -144,3 +211,15 @@ def leak() -> LeakingPipeline:
 
 def lossy() -> LossyPipeline:
     return LossyPipeline()
+
+
+def duplicate() -> DuplicatePipeline:
+    return DuplicatePipeline()
+
+
+def reorder() -> ReorderPipeline:
+    return ReorderPipeline()
+
+
+def short() -> ShortPipeline:
+    return ShortPipeline()

@@ -19,9 +19,12 @@ class StreamState(enum.Enum):
 
 
 class ConversationText:
-    __slots__ = ("_blocks", "_parts", "chars", "error", "state", "tokens")
+    __slots__ = ("_blocks", "_kept", "_parts", "chars", "error", "scrollback", "state",
+                 "tokens")
 
-    def __init__(self) -> None:
+    def __init__(self, scrollback_chars: int | None = None) -> None:
+        self.scrollback = scrollback_chars  # keep about this much text (None: all of it)
+        self._kept = 0  # characters in _blocks
         self._blocks: list[str] = []
         self._parts: list[str] = []
         self.chars = 0
@@ -35,8 +38,13 @@ class ConversationText:
         self.chars += len(text)
         self.tokens += tokens
         if len(parts) >= BLOCK_PARTS:
-            self._blocks.append("".join(parts))
+            block = "".join(parts)
+            self._blocks.append(block)
+            self._kept += len(block)
             parts.clear()
+            if self.scrollback is not None:
+                while len(self._blocks) > 1 and self._kept > self.scrollback:
+                    self._kept -= len(self._blocks.pop(0))
 
     def text(self) -> str:
         return "".join(self._blocks) + "".join(self._parts)
@@ -48,11 +56,12 @@ class ConversationText:
 
 
 class Transcript:
-    def __init__(self) -> None:
+    def __init__(self, *, scrollback_chars: int | None = None) -> None:
         self._conversations: dict[int, ConversationText] = {}
+        self.scrollback_chars = scrollback_chars
 
     def open(self, conversation: int) -> None:
-        self._conversations[conversation] = ConversationText()
+        self._conversations[conversation] = ConversationText(self.scrollback_chars)
 
     def write(self, conversation: int, text: str, tokens: int) -> None:
         # A KeyError here means tokens arrived before their stream started: a pipeline bug.

@@ -155,11 +155,25 @@ def format_failure_lines(failure: Failure) -> list[str]:
     return lines
 
 
+def pass_suffix(scenario: Scenario) -> str:
+    """What a passing run showed about loss, in words that fit what the scenario does.
+
+    The seed's line is for the consumer-paced (backpressure) scenario; a scenario judged on
+    loss for another reason says which (error injection, several conversations)."""
+    if not shows_loss(scenario):
+        return ""
+    if scenario.consumer_delay_us > 0:
+        return " No significant message loss under backpressure."
+    if scenario.error_rate > 0:
+        return " No significant message loss under error injection."
+    if scenario.conversations > 1:
+        return " No significant message loss across concurrent conversations."
+    return " No significant message loss."
+
+
 def verdict_lines(result: Result) -> list[str]:
     if result.passed:
-        suffix = " No significant message loss under backpressure." \
-            if shows_loss(result.scenario) else ""
-        return [f"{labels.PASSED}{suffix}"]
+        return [f"{labels.PASSED}{pass_suffix(result.scenario)}"]
     if not result.failures:  # a status without its failure: say so rather than print nothing
         return [f"Scenario ended as {result.status}", "",
                 f"{labels.FAILURE_PREFIX} Scenario did not pass"]

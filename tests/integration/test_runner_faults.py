@@ -189,6 +189,9 @@ def test_blocking_consumer_is_a_timeout_at_scale_and_slow_below_it(tmp_path: Pat
         "=== asyncio tasks ===", 1)[0]
     sleep_line = line_of("time.sleep(", faults.BlockingConsumer.render)
     assert re.search(rf'faults\.py", line {sleep_line} in render', threads), threads
+    # ...and the timeout's diagnosis names that call first.
+    assert timeout["diagnosis"][0].startswith(
+        f"event loop blocked in a synchronous call at {faults.__file__}:{sleep_line} (render)")
 
     slow = results["slow"]
     assert slow["status"] == "failed"
