@@ -97,13 +97,19 @@ class Target:
                     await send.send(str(i).ljust(params.message_size, "x"))
                     stats.messages_sent += 1
 
+        async def stop_on_quit() -> None:
+            await quit.wait()
+            group.cancel_scope.cancel()
+
         async with anyio.create_task_group() as group:
+            group.start_soon(stop_on_quit)
             group.start_soon(produce)
             async with receive:
                 async for item in receive:
                     render(item)
                     stats.tokens_received += 1
             stats.streams_completed += params.conversations
+            group.cancel_scope.cancel()
 '''
 
 WORK = '''
