@@ -117,10 +117,10 @@ PASSES = 1  # the measured work per token: the test doubles it
 
 
 def render(text: str) -> str:
-    # CPU work that dominates each token's cost (about 0.2 ms a pass), so doubling it shows
+    # CPU work that dominates each token's cost (about 0.5 ms a pass), so doubling it shows
     # however busy the machine is: everything else slows down with it.
     total = 0
-    for i in range(PASSES * 3_000):
+    for i in range(PASSES * 8_000):
         total += i * i
     return text if total >= 0 else ""
 '''
