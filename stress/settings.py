@@ -250,7 +250,7 @@ KEYS: tuple[_Key, ...] = (
     _Key("engine", "host", _engine, "--engine"),
     _Key("out", Path("stress-results"), _path, "--out"),
     _Key("scale", 1.0, _scale, "--scale"),
-    _Key("lock", None, _path, "--lock"),
+    _Key("lock", None, _path, "lock"),
     _Key("extra_requirements", (), _requirements, "extra_requirements"),
     _Key("container.python", None, _matching(r"3\.\d{1,2}", "3.12"), "--python"),
     _Key("container.memory", "4g", _matching(r"\d+(\.\d+)?[bkmg]?", "4g or 512m"), "--memory"),
