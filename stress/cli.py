@@ -21,6 +21,7 @@ from stress.commands import (
     image,
     init,
     list_scenarios,
+    lock,
     merge,
     pin,
     report,
@@ -53,6 +54,7 @@ COMMANDS: dict[str, Command] = {
     "image": image,
     "pin": pin,
     "init": init,
+    "lock": lock,
 }
 
 

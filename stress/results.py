@@ -106,6 +106,11 @@ class Environment:
     in_container: bool
     target: str
     loop: str = "asyncio"
+    # git_sha above is the measured project's commit; these say which project and which kit.
+    project_name: str | None = None
+    project_version: str | None = None
+    kit_version: str | None = None
+    image_id: str | None = None  # the container run's image (None on the host)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,8 @@ looked for from the current folder upwards (not past the git root)::
     engine = "auto"                             # host | docker | auto
     out = "build/stress-results"
     scale = 0.1
+    lock = "stress-requirements.txt"            # or another hashed lock, or a pylock.toml
+    extra_requirements = ["uvloop>=0.19"]       # locked too: packages only stress runs need
 
     [tool.stress.container]
     python = "3.12"
@@ -94,6 +96,8 @@ class Settings:
     engine: Sourced[Engine]
     out: Sourced[Path]
     scale: Sourced[float]
+    lock: Sourced[Path | None]  # None: stress-requirements.txt at the project's root
+    extra_requirements: Sourced[tuple[str, ...]]  # packages only stress runs need
     container: ContainerSettings
     ab: GateSettings
     scenarios: tuple[Scenario, ...]
@@ -157,6 +161,16 @@ def _names(raw: object, what: str, base: Path | None) -> tuple[str, ...]:
     if not isinstance(raw, list | tuple) or not all(isinstance(n, str) and n for n in raw):
         raise ConfigError(f"{what} is {describe(raw)}; expected a list of scenario names")
     return tuple(dict.fromkeys(raw))
+
+
+def _requirements(raw: object, what: str, base: Path | None) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list | tuple) or not all(isinstance(r, str) and r.strip()
+                                                     for r in raw):
+        raise ConfigError(f"{what} is {describe(raw)}; expected a list of requirements, "
+                          "e.g. ['uvloop>=0.19']")
+    return tuple(dict.fromkeys(r.strip() for r in raw))
 
 
 def _profile(raw: object, what: str, base: Path | None) -> tuple[str, ...]:
@@ -236,6 +250,8 @@ KEYS: tuple[_Key, ...] = (
     _Key("engine", "host", _engine, "--engine"),
     _Key("out", Path("stress-results"), _path, "--out"),
     _Key("scale", 1.0, _scale, "--scale"),
+    _Key("lock", None, _path, "lock"),
+    _Key("extra_requirements", (), _requirements, "extra_requirements"),
     _Key("container.python", None, _matching(r"3\.\d{1,2}", "3.12"), "--python"),
     _Key("container.memory", "4g", _matching(r"\d+(\.\d+)?[bkmg]?", "4g or 512m"), "--memory"),
     _Key("container.cpus", None, _cpus, "--cpus"),

@@ -17,7 +17,7 @@ from stress.errors import ConfigError, EngineError, ExitCode
 
 def test_every_command_is_registered_with_its_help() -> None:
     assert list(cli.COMMANDS) == ["list", "run", "compare", "bench", "report", "merge", "ab",
-                                  "config", "image", "pin", "init"]
+                                  "config", "image", "pin", "init", "lock"]
     needs = {"compare": ["a", "b"], "ab": ["a", "b"], "report": ["d"],
              "merge": ["d", "--out", "o"]}
     parser = cli.build_parser()

@@ -90,7 +90,8 @@ def test_results_folder_is_mounted_and_the_runner_writes_to_the_mount(tmp_path: 
     assert default.results_dir == tmp_path / "stress-results"
 
 
-def test_host_input_files_are_mounted_read_only_and_renamed(tmp_path: Path) -> None:
+def test_host_input_files_are_mounted_one_by_one_and_renamed(tmp_path: Path) -> None:
+    # Each file on its own, never its folder: `--scenarios ~/s.yaml` must not show all of ~.
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "scenarios.yaml").write_text("scenarios: {}\n", encoding="utf-8")
     (tmp_path / "base.json").write_text("{}", encoding="utf-8")
@@ -98,8 +99,8 @@ def test_host_input_files_are_mounted_read_only_and_renamed(tmp_path: Path) -> N
         parse_run("--scenarios", "mine/scenarios.yaml", "--baseline", str(tmp_path / "base.json")),
         cwd=tmp_path)
     assert plan.mounts == (
-        Mount(host=tmp_path / "mine", container="/inputs/0"),
-        Mount(host=tmp_path, container="/inputs/1"),
+        Mount(host=tmp_path / "mine" / "scenarios.yaml", container="/inputs/0/scenarios.yaml"),
+        Mount(host=tmp_path / "base.json", container="/inputs/1/base.json"),
     )
     assert plan.command == ("run", "--out", "/results", "--scenarios", "/inputs/0/scenarios.yaml",
                             "--baseline", "/inputs/1/base.json", "--engine", "host")
@@ -131,6 +132,33 @@ def test_a_user_target_gets_its_folder_on_the_path(tmp_path: Path) -> None:
                         cwd=tmp_path).mounts == ()  # the kit's own targets are in the image
     with pytest.raises(ConfigError, match="cannot find module 'no_such_module_here'"):
         session.plan(parse_run("--target", "no_such_module_here:x"), cwd=tmp_path)
+
+
+def test_a_scenarios_file_beside_the_target_module_gets_a_mount_of_its_own(
+        tmp_path: Path) -> None:
+    # Both live in the repository's tests/ folder: two mounts, two container paths.
+    scenarios = REPO / "tests" / "user_targets.py"  # any file in the target's own folder
+    plan = session.plan(parse_run("--target", "tests.user_targets:picky", "--scenarios",
+                                  str(scenarios)), cwd=tmp_path)
+    assert {m.container for m in plan.mounts} == {"/inputs/0/user_targets.py", "/workspace"}
+    assert len({m.host for m in plan.mounts}) == 2
+
+
+def test_a_target_the_image_holds_is_not_mounted(tmp_path: Path) -> None:
+    plan = session.plan(parse_run("--target", "chatapp.stress_target:ChatTarget"),
+                        cwd=tmp_path, image_modules=("chatapp",))
+    assert plan.mounts == ()
+    assert plan.environment == {}
+
+
+@pytest.mark.parametrize(("argv", "ptrace"), [
+    ((), True),  # a failure's evidence includes a CPU profile
+    (("--no-evidence",), False),
+    (("--profile", "memory"), False),
+    (("--profile", "memory,cpu"), True),
+])
+def test_sys_ptrace_only_for_a_cpu_profile(argv: tuple[str, ...], ptrace: bool) -> None:
+    assert session.wants_ptrace(parse_run(*argv)) is ptrace
 
 
 @pytest.mark.parametrize("memory", ["4x", "", "-1g", "1.5g"])
@@ -196,7 +224,7 @@ def test_the_container_is_told_the_kits_version_and_the_image_id(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(driver, "connect", lambda config=None: "client")
-    monkeypatch.setattr(image, "build", lambda client, base, extra_tag: image.Image(
+    monkeypatch.setattr(image, "build", lambda client, base, extra_tag, project=None: image.Image(
         tag="asyncio-stress-kit:0-abc", id="sha256:" + "1" * 64))
 
     def run_in_container(client: Any, config: driver.RunConfig) -> int:

@@ -2,10 +2,16 @@
 
 When the revision holds the kit (a ``stress`` package), its own copy runs; otherwise the kit
 running the gate does, through a folder holding only that ``stress`` package.
+
+A project's revision is installed as the container run installs it: its dependencies from
+that revision's own hashed lock (``stress-kit lock``), the wheels fetched into a folder on the
+host first and then installed with ``--no-index --require-hashes``, and the revision itself
+built into a wheel with its own build backend (whose wheels are fetched the same way).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import stress
 from stress.ab.model import Revision, Side
-from stress.errors import ConfigError, RevisionError
+from stress.errors import ConfigError, RevisionError, StressError
 from stress.process import child_environment
 
 log = logging.getLogger("stress.ab")
@@ -104,21 +110,69 @@ def _child_env(paths: Sequence[Path], sha: str) -> dict[str, str]:
     })
 
 
-def _install(tree: Path, site: Path, setup_log: Path) -> bool:
-    """pip install the revision, offline and with this environment's build backend."""
-    argv = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-            "--no-index", "--no-input", "--disable-pip-version-check", "--target", str(site),
-            str(tree)]
+def _pip(argv: Sequence[str], setup_log: Path, cwd: Path) -> bool:
     with setup_log.open("a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
         try:
-            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=site.parent,
+            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                                   timeout=600, check=False)
         except subprocess.TimeoutExpired:
             out.write("pip did not finish within 600s\n")
             return False
     return done.returncode == 0
+
+
+def _note(setup_log: Path, text: str) -> None:
+    with setup_log.open("a", encoding="utf-8") as out:
+        out.write(text + "\n")
+
+
+def _install_locked(tree: Path, site: Path, setup_log: Path) -> tuple[bool, str]:
+    """The revision's dependencies from its own lock, then its wheel built with its own
+    backend; both installed with no index. (False, why) when it cannot be done offline."""
+    from stress.container import image, project, wheelhouse
+
+    try:
+        found = project.find_project(tree, environ={})
+    except StressError as exc:
+        return False, f"its project config: {exc}"
+    if found is None:
+        return False, "no [project] table"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    try:
+        text = project.requirements_text(found)
+        if text.strip():
+            lock = site.parent / "lock.txt"
+            lock.write_text("\n".join(
+                line for line in text.splitlines()
+                if project.normalise(line.split("==")[0].strip()) != project.KIT_DISTRIBUTION),
+                encoding="utf-8")
+            deps = image.cache_dir() / "wheelhouse" / "host" / hashlib.sha256(
+                lock.read_bytes()).hexdigest()[:16]
+            wheelhouse.prepare_host_deps(lock, deps)
+            if not _pip([*pip, "install", "--no-index", "--no-deps", "--require-hashes",
+                         "--find-links", str(deps), "--target", str(site), "--requirement",
+                         str(lock)], setup_log, site.parent):
+                return False, "its lock's wheels did not install"
+            _note(setup_log, f"dependencies: from {found.lock.name}, wheels in {deps}")
+        wheel = image.project_wheel(found, site.parent / "wheel")
+    except StressError as exc:
+        _note(setup_log, f"could not install it from its lock: {exc}")
+        return False, str(exc).splitlines()[0][:200]
+    if not _pip([*pip, "install", "--no-index", "--no-deps", "--target", str(site),
+                 "--upgrade", str(wheel)], setup_log, site.parent):
+        return False, "its wheel did not install"
+    return True, (f"built with its own backend and installed with its dependencies from "
+                  f"{found.lock.name}, offline")
+
+
+def _install(tree: Path, site: Path, setup_log: Path) -> bool:
+    """pip install the revision, offline and with this environment's build backend."""
+    argv = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+            "--no-index", "--no-input", "--disable-pip-version-check", "--target", str(site),
+            str(tree)]
+    return _pip(argv, setup_log, site.parent)
 
 
 def _probe_stress(env: Mapping[str, str], cwd: Path) -> str:
@@ -139,7 +193,13 @@ def _import_paths(tree: Path, site: Path, setup_log: Path, side: Side, ref: str
                   ) -> tuple[list[Path], str]:
     """Where the revision's code imports from, and how it got there, in words."""
     paths: list[Path] = []
-    if (tree / "pyproject.toml").is_file():
+    locked, why = (False, "") if _has_own_kit(tree) else _install_locked(tree, site, setup_log)
+    if locked:
+        paths.append(site)
+        setup = why
+    elif (tree / "pyproject.toml").is_file():
+        if why:
+            _note(setup_log, f"not from a lock ({why}): installing without dependencies")
         if _install(tree, site, setup_log):
             paths.append(site)
             setup = "installed with pip into a folder of its own"

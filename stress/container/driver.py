@@ -13,24 +13,30 @@ engine failure becomes one :class:`EngineError` line that names the address trie
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import re
+import signal
 import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, Self
 
+from stress.container.leftovers import alive, give_tree, results_owner, session_id, user_ids
 from stress.errors import ConfigError, EngineError, ExitCode
 
 RESULTS_MOUNT = "/results"  # where the host's results folder appears inside the container
 CONTAINER_LOG = "container.log"  # everything the container printed, kept in the results folder
 KEEP_CONTAINERS_ENV = "STRESS_KEEP_CONTAINERS"
+RUN_LABEL = "org.asyncio-stress-kit.run"  # every container the kit creates carries it
+SESSION_LABEL = "org.asyncio-stress-kit.session"  # host:pid:start of the process that made it
+IMAGE_USER = "10001:10001"  # the image's `stress` user: the container's when the host's is root
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # Docker 20.10's API: the oldest engine the kit is tested on (Debian's docker.io in bookworm).
 MINIMUM_API = (1, 41)
@@ -226,11 +232,18 @@ class RunConfig:
     memory_limit: str = "4g"  # docker's syntax: a number with b, k, m or g
     cpus: float | None = None  # None: as many as the engine has
     timeout_s: float = 3600.0  # then the container is killed and the run counts as hung
-    user: str | None = None  # "uid:gid"; None: the host user's, so results come out theirs
+    user: str | None = None  # "uid:gid"; None: the host user's unless root (then IMAGE_USER)
     mounts: tuple[Mount, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
-    cap_add: tuple[str, ...] = ("SYS_PTRACE",)  # py-spy reads the scenario process's memory
+    # Every capability is dropped; py-spy needs SYS_PTRACE to read the scenario's memory, so
+    # the session adds it for a CPU profile only.
+    cap_add: tuple[str, ...] = ()
+    pids_limit: int = 2048  # a fork bomb in the target stops here, not at the host's limit
+    tmp_size: str = "1g"  # /tmp is a tmpfs (the root filesystem is read-only); counts as memory
+    log_max_size: str = "20m"  # the engine's own copy of the output, rotated
+    log_max_files: int = 3
+    stop_grace_s: float = 30.0  # after an interrupt, how long the runner gets to write results
 
     def __post_init__(self) -> None:
         if not _MEMORY.match(self.memory_limit):
@@ -262,14 +275,28 @@ class StressContainer:
         self.name = f"stress-kit-{uuid.uuid4().hex[:12]}"
         self._container: Any = None
         self._write_lock = threading.Lock()
+        self._hand_back: tuple[int, int] | None = None  # (uid, gid) the results go back to
+        self._stop_signal: int | None = None  # set by stop(): forward it, then kill
+        self._stop_deadline = 0.0
+        self._started = False
 
     def __enter__(self) -> Self:
         cfg = self.config
+        docker = _docker()
         cfg.results_dir.mkdir(parents=True, exist_ok=True)
-        volumes = {str(cfg.results_dir.resolve()): {"bind": RESULTS_MOUNT, "mode": "rw"}}
-        for mount in cfg.mounts:
-            volumes[str(mount.host.resolve())] = {"bind": mount.container, "mode": "ro"}
+        reap_stale(self.client)
+        # A list of mounts, each to its own container path: two inputs in one host folder
+        # cannot replace each other (a mapping keyed by host path could).
+        mounts = [docker.types.Mount(RESULTS_MOUNT, str(cfg.results_dir.resolve()),
+                                     type="bind", read_only=False)]
+        mounts += [docker.types.Mount(m.container, str(m.host.resolve()), type="bind",
+                                      read_only=True) for m in cfg.mounts]
         user = cfg.user or self._default_user()
+        if user == IMAGE_USER:
+            for mount in cfg.mounts:
+                _check_readable(mount)
+            self._hand_back = results_owner(cfg.results_dir)
+            give_tree(cfg.results_dir, *user_ids(IMAGE_USER))
         environment = dict(cfg.environment)
         if user is not None and not user.startswith("0:"):
             # An arbitrary uid has no home in the image; tools that cache under ~ need one.
@@ -278,20 +305,36 @@ class StressContainer:
             self._container = self.client.containers.create(
                 cfg.image, command=list(cfg.command), name=self.name,
                 entrypoint=list(cfg.entrypoint) if cfg.entrypoint is not None else None,
-                user=user, volumes=volumes, environment=environment,
-                working_dir=cfg.working_dir, cap_add=list(cfg.cap_add),
+                user=user, mounts=mounts, environment=environment,
+                working_dir=cfg.working_dir, cap_drop=["ALL"], cap_add=list(cfg.cap_add),
+                security_opt=["no-new-privileges:true"], read_only=True,
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={cfg.tmp_size},mode=1777"},
+                pids_limit=cfg.pids_limit,
+                log_config=docker.types.LogConfig(type="json-file", config={
+                    "max-size": cfg.log_max_size, "max-file": str(cfg.log_max_files)}),
                 mem_limit=cfg.memory_limit, memswap_limit=cfg.memory_limit,  # no swap either
                 nano_cpus=int(cfg.cpus * 1e9) if cfg.cpus is not None else None,
                 network_disabled=True, network_mode="none", init=True, detach=True,
-                labels={"org.asyncio-stress-kit.run": "1"},
+                labels={RUN_LABEL: "1", SESSION_LABEL: session_id()},
             )
         except _docker().errors.ImageNotFound as exc:
+            self._give_back()
             raise EngineError(f"image {cfg.image} is not on this engine: build it with "
                               "`stress-kit image`") from exc
         except _docker().errors.DockerException as exc:
+            self._give_back()
             raise EngineError(f"could not create a container from {cfg.image}: "
                               f"{_first_line(exc)}") from exc
+        except BaseException:
+            self._give_back()
+            raise
         return self
+
+    def _give_back(self) -> None:
+        """The results folder back to its owner (after the image's user wrote in it)."""
+        if self._hand_back is not None:
+            give_tree(self.config.results_dir, *self._hand_back)
+            self._hand_back = None
 
     def _default_user(self) -> str | None:
         # Rootless engines map the container's root to the host user; any other uid inside
@@ -299,7 +342,10 @@ class StressContainer:
         security = self.client.info().get("SecurityOptions") or []
         if any("name=rootless" in option for option in security):
             return "0:0"
-        return host_user()
+        user = host_user()
+        # Never root inside, even for a root host user: the image's user writes the results,
+        # which are handed back to their owner when the container is gone.
+        return IMAGE_USER if user is None or user.startswith("0:") else user
 
     def run(self, out: IO[str] | None = None) -> int:
         try:
@@ -312,6 +358,7 @@ class StressContainer:
         log_path = self.config.results_dir / CONTAINER_LOG
         with log_path.open("wb") as log_file:
             self._container.start()
+            self._started = True
             pump = threading.Thread(target=self._pump, args=(out, log_file), daemon=True)
             pump.start()
             state = self._wait(time.monotonic() + self.config.timeout_s)
@@ -325,9 +372,26 @@ class StressContainer:
                 print(problem, file=out, flush=True)
                 return int(ExitCode.CRASHED_OR_HUNG)
             assert state is not None  # no problem means it exited by itself
-            return int(state.get("ExitCode", ExitCode.CRASHED_OR_HUNG))
+            code = int(state.get("ExitCode", ExitCode.CRASHED_OR_HUNG))
+            if self._stop_signal is not None and code >= 128:
+                return int(ExitCode.CRASHED_OR_HUNG)  # killed, not exited: an interrupted run
+            return code
+
+    def stop(self, signum: int) -> None:
+        """Ask the run to end (from a signal handler): the container gets the same signal, and
+        after `stop_grace_s` (or a second request) SIGKILL; run() then returns its code."""
+        first = self._stop_signal is None
+        self._stop_signal = signum
+        self._stop_deadline = time.monotonic() + (self.config.stop_grace_s if first else 0)
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     def _problem(self, state: Mapping[str, Any] | None, log_path: Path) -> str | None:
+        if state is None and self._stop_signal is not None:
+            return (f"stress-kit: container {self.name} did not stop within "
+                    f"{self.config.stop_grace_s:g}s of the interrupt and was killed")
         if state is None:
             return (f"stress-kit: container {self.name} killed after {self.config.timeout_s:g}s "
                     f"(timeout); its output is in {log_path}")
@@ -338,13 +402,38 @@ class StressContainer:
 
     def _wait(self, deadline: float) -> dict[str, Any] | None:
         """The container's final State, or None if the deadline passed first."""
+        forwarded: int | None = None
         while time.monotonic() < deadline:
             self._container.reload()
             state: dict[str, Any] = self._container.attrs["State"]
             if state.get("Status") in ("exited", "dead"):
                 return state
+            if self._stop_signal is not None:
+                if forwarded is None:
+                    forwarded = self._stop_signal
+                    name = signal.Signals(forwarded).name
+                    print(f"stress-kit: {name}: stopping container {self.name} (the runner "
+                          f"has {self.config.stop_grace_s:g}s to write its results)",
+                          file=sys.stderr, flush=True)
+                    self._signal(name)
+                elif time.monotonic() >= self._stop_deadline:
+                    self._kill()
+                    return self._final_state()
             time.sleep(_POLL_S)
         return None
+
+    def _final_state(self) -> dict[str, Any] | None:
+        with contextlib.suppress(_docker().errors.DockerException):
+            self._container.wait(timeout=30)
+            self._container.reload()
+            return dict(self._container.attrs["State"])
+        return None
+
+    def _signal(self, name: str) -> None:
+        try:
+            self._container.kill(signal=name)
+        except _docker().errors.APIError:
+            pass  # it exited between the last look and the signal
 
     def _kill(self) -> None:
         try:
@@ -378,17 +467,87 @@ class StressContainer:
         container, self._container = self._container, None
         if container is None:
             return
-        if os.environ.get(KEEP_CONTAINERS_ENV) == "1":
-            print(f"stress-kit: kept container {self.name} ({KEEP_CONTAINERS_ENV}=1); "
-                  f"remove it with `docker rm -f {self.name}`", file=sys.stderr)
-            return
+        try:
+            if os.environ.get(KEEP_CONTAINERS_ENV) == "1":
+                print(f"stress-kit: kept container {self.name} ({KEEP_CONTAINERS_ENV}=1); "
+                      f"remove it with `docker rm -f {self.name}`", file=sys.stderr)
+                return
+            _remove(container)
+        finally:
+            self._give_back()
+
+
+def _check_readable(mount: Mount) -> None:
+    """The image's user reads the mounts as "others": say so before the run fails inside."""
+    mode = mount.host.stat().st_mode
+    needed = 0o005 if mount.host.is_dir() else 0o004
+    if mode & needed != needed:
+        raise ConfigError(f"{mount.host} is not readable by others (mode {mode & 0o777:o}), and "
+                          f"the container runs as uid {user_ids(IMAGE_USER)[0]}, not root: "
+                          f"chmod o+r{'x' if needed == 0o005 else ''} it, or run the kit as a "
+                          "user other than root")
+
+
+def _remove(container: Any) -> None:
+    """Remove a container, retrying an interrupt of the removal itself: none is left behind."""
+    for _ in range(3):
         try:
             container.remove(force=True)
+            return
         except _docker().errors.NotFound:
-            pass  # already gone
+            return  # already gone
+        except KeyboardInterrupt:
+            continue
+
+
+# -- ownership and leftovers ----------------------------------------------------------------
+
+
+def reap_stale(client: Any, log: Callable[[str], None] | None = None) -> list[str]:
+    """Remove the kit's containers whose session process is gone (killed with SIGKILL, say)."""
+    docker = _docker()
+    say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    removed: list[str] = []
+    try:
+        found = client.containers.list(all=True, filters={"label": RUN_LABEL})
+    except docker.errors.DockerException:
+        return removed
+    for container in found:
+        session = (container.labels or {}).get(SESSION_LABEL)
+        if session is None or alive(session):
+            continue
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+            removed.append(container.name)
+            say(f"stress-kit: removed container {container.name} left by a session that "
+                f"is gone ({session})")
+    return removed
 
 
 def run_in_container(client: Any, config: RunConfig) -> int:
-    """Run once and always clean up; the exit code is the container's (4 on timeout or OOM)."""
-    with StressContainer(client, config) as box:
+    """Run once and always clean up; the exit code is the container's (4 on timeout or OOM).
+
+    SIGINT and SIGTERM (in the main thread) stop the container with a grace period, so the
+    runner inside writes its interrupted results, and the runner's code is returned.
+    """
+    with StressContainer(client, config) as box, _forwarding(box):
         return box.run()
+
+
+@contextlib.contextmanager
+def _forwarding(box: StressContainer) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if not box.started:
+            raise KeyboardInterrupt  # before the start: __exit__ removes the container
+        box.stop(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

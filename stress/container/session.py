@@ -1,19 +1,24 @@
 """`stress-kit run --engine docker|auto`: the same run, in the pinned image.
 
 The run command's own parser reads the command line once. Here its parsed options become the
-container's mounts (the results folder, the scenarios and baseline files, the target's
-folder) and the same options, rewritten for those mounts, go to `python -m stress run` inside.
-`--engine auto` takes the container where an engine answers and otherwise the host, with a
-warning.
+container's mounts (the results folder, each input file on its own, the folder of a target
+module that is not in the image) and the same options, rewritten for those mounts, go to
+`python -m stress run` inside. Run from a project's folder (a pyproject with a `[project]`
+table), the image gets the project's layers (its locked dependencies, then its wheel) and the
+target is imported from there. `--engine auto` takes the container where an engine answers
+and otherwise the host, with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
-import subprocess
+import signal
+import sys
 import time
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +29,7 @@ from stress.container.driver import RESULTS_MOUNT, Mount  # the SDK is imported 
 from stress.errors import ConfigError
 
 Engine = Literal["auto", "docker", "host"]
-INPUTS_MOUNT = "/inputs"  # where the folders of host files the runner reads appear, read-only
+INPUTS_MOUNT = "/inputs"  # where the host files the runner reads appear, one each, read-only
 WORKSPACE_MOUNT = "/workspace"  # the folder a user's --target module is imported from
 FILE_OPTIONS = ("scenarios", "baseline")  # the run options that name a host file
 # The container options; everything else the run parser defines goes into the container.
@@ -100,10 +105,9 @@ def run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan(args: argparse.Namespace, *, cwd: Path) -> ContainerPlan:
-    """Host paths in the parsed options become mounts: results rw, input files read-only."""
-    mounts: list[Mount] = []
-    rewritten: dict[str, Any] = {}
+def input_files(args: argparse.Namespace, cwd: Path) -> dict[str, Path]:
+    """The host files the run options name, checked to exist (before any build)."""
+    found: dict[str, Path] = {}
     for dest in FILE_OPTIONS:
         value = getattr(args, dest, None)
         if value is None:
@@ -111,14 +115,27 @@ def plan(args: argparse.Namespace, *, cwd: Path) -> ContainerPlan:
         path = (cwd / value).resolve()
         if not path.is_file():
             raise ConfigError(f"--{dest} {value}: no such file")
-        folder = f"{INPUTS_MOUNT}/{len(mounts)}"
-        mounts.append(Mount(host=path.parent, container=folder))
-        rewritten[dest] = f"{folder}/{path.name}"
+        found[dest] = path
+    return found
+
+
+def plan(args: argparse.Namespace, *, cwd: Path,
+         image_modules: Collection[str] = ()) -> ContainerPlan:
+    """Host paths in the parsed options become mounts: results rw, each input file read-only
+    on its own (never its folder: `--scenarios ~/s.yaml` must not show all of ~). A target
+    whose module the image holds (`image_modules`, the project's) is imported from there."""
+    mounts: list[Mount] = []
+    rewritten: dict[str, Any] = {}
+    for dest, path in input_files(args, cwd).items():
+        inside = f"{INPUTS_MOUNT}/{len(mounts)}/{path.name}"
+        mounts.append(Mount(host=path, container=inside))
+        rewritten[dest] = inside
     environment: dict[str, str] = {}
     if getattr(args, "settings_resolved", False):
         environment["STRESS_NO_PROJECT_CONFIG"] = "1"  # the overrides are in --scenarios
     working_dir = None
-    workspace = target_folder(args.target, cwd)
+    top = args.target.partition(":")[0].split(".")[0]
+    workspace = None if top in image_modules else target_folder(args.target, cwd)
     if workspace is not None:  # a user's target module lives in their project, not the image
         mounts.append(Mount(host=workspace, container=WORKSPACE_MOUNT))
         environment["PYTHONPATH"] = WORKSPACE_MOUNT
@@ -134,10 +151,18 @@ def target_folder(target: str, cwd: Path) -> Path | None:
     top = target.partition(":")[0].split(".")[0]
     if top == "stress":
         return None
+    # Looked for as the run imports it: from the folder the command runs in too (the
+    # `stress-kit` script does not put it on the path by itself).
+    added = str(cwd) not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, str(cwd))
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         spec = None
+    finally:
+        if added:
+            sys.path.remove(str(cwd))
     if spec is None or spec.origin is None:
         raise ConfigError(f"--target {target!r}: cannot find module {top!r} here; run from the "
                           "folder it is imported from, or put that folder on PYTHONPATH")
@@ -173,7 +198,39 @@ def run_arguments(args: argparse.Namespace, rewritten: dict[str, Any]) -> list[s
 
 def run(args: argparse.Namespace) -> int | None:
     """Run in the container; None when `--engine auto` found no engine (run on the host)."""
+    with _sigterm_interrupts():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM ends the session as Ctrl-C does (cleanly: temporary folders, the container);
+    while the container runs, the driver forwards both to it instead."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def wants_ptrace(args: argparse.Namespace) -> bool:
+    """py-spy attaches with ptrace: for a CPU profile, asked for or as a failure's evidence."""
+    from stress.profiling import parse_profile_kinds
+
+    kinds = parse_profile_kinds(getattr(args, "profile", "") or "")
+    return "cpu" in kinds or (not kinds and not getattr(args, "no_evidence", False))
+
+
+def _run(args: argparse.Namespace) -> int | None:
     from stress.container import driver, image
+    from stress.container.project import find_project, git_commit
 
     options = ContainerOptions.from_args(args)
     try:
@@ -186,23 +243,31 @@ def run(args: argparse.Namespace) -> int | None:
                         "set DOCKER_HOST to use the container; --engine docker makes this an "
                         "error.")
         return None
-    container_plan = plan(args, cwd=Path.cwd())
+    cwd = Path.cwd()
+    input_files(args, cwd)  # a missing file is said before the build, not after
+    project = find_project(cwd)
     if options.build:
-        built = image.build(client, base=options.base, extra_tag=options.image)
+        built = image.build(client, base=options.base, extra_tag=options.image, project=project)
     else:
-        built = image.existing(client, tag=options.image, base=options.base)
+        built = image.existing(client, tag=options.image, base=options.base, project=project)
+    container_plan = plan(args, cwd=cwd,
+                          image_modules=built.project.modules if built.project else ())
     environment = {name: os.environ[name] for name in ("CI", "GITHUB_ACTIONS", "GITHUB_SHA",
                                                        "STRESS_CI_OUTPUT", "STRESS_LOG")
                    if name in os.environ}
     # What results.json records about where it ran (the environment capture reads these).
-    environment["STRESS_GIT_SHA"] = _git_sha()
+    commit = git_commit(project.root if project is not None else cwd)
+    environment["STRESS_GIT_SHA"] = commit
     environment["STRESS_KIT_VERSION"] = stress.__version__
     environment["STRESS_IMAGE_ID"] = built.id
+    if built.project is not None:
+        environment["STRESS_PROJECT_NAME"] = built.project.name
+        environment["STRESS_PROJECT_VERSION"] = built.project.version
     environment.update(container_plan.environment)
     config = driver.RunConfig(
         results_dir=container_plan.results_dir, image=built.tag, command=container_plan.command,
         memory_limit=options.memory, cpus=options.cpus, timeout_s=options.timeout_s,
-        mounts=container_plan.mounts,
+        mounts=container_plan.mounts, cap_add=("SYS_PTRACE",) if wants_ptrace(args) else (),
         environment=environment, working_dir=container_plan.working_dir,
     )
     print(f"--- in {built.tag}: python -m stress {' '.join(container_plan.command)}"
@@ -212,12 +277,3 @@ def run(args: argparse.Namespace) -> int | None:
     print(f"--- container exited {code} after {time.monotonic() - started:.1f}s; "
           f"results on the host in {container_plan.results_dir}", flush=True)
     return code
-
-
-def _git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import importlib.metadata
 import os
@@ -139,12 +140,31 @@ def source_files(source: Path) -> list[Path]:
             skipped = ignore(root, files)
             found += [Path(root, f).relative_to(source) for f in files if f not in skipped]
         return found
-    names = listed.decode().split("\0")
-    return [Path(name) for name in names if name and (source / name).is_file()]
+    names = [Path(name) for name in listed.decode().split("\0") if name]
+    # Untracked files count (a new module not yet added), but not the kit's own output.
+    return [name for name in names if (source / name).is_file() and not _is_junk(name)]
 
 
-def build_project_wheel(source: Path, project_dir: Path) -> Path:
-    """Build from a clean copy: setuptools reuses build/ in a source tree, stale modules and all."""
+def _is_junk(relative: Path) -> bool:
+    return any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in _JUNK)
+
+
+def source_digest(source: Path) -> str:
+    """A digest of the files a wheel is built from (names and bytes): same sources, same wheel."""
+    digest = hashlib.sha256()
+    for relative in sorted(source_files(source)):
+        digest.update(relative.as_posix().encode() + b"\0" + (source / relative).read_bytes())
+    return digest.hexdigest()
+
+
+def build_project_wheel(source: Path, project_dir: Path, *, own_backend: bool = False,
+                        find_links: Path | None = None) -> Path:
+    """Build from a clean copy: setuptools reuses build/ in a source tree, stale modules and all.
+
+    The kit builds itself with the setuptools at hand when it is new enough; a project
+    (`own_backend`) always with its own build backend, in pip's isolated build environment,
+    from `find_links` only (no index) when given.
+    """
     if project_dir.exists():
         shutil.rmtree(project_dir)
     project_dir.mkdir(parents=True)
@@ -158,12 +178,29 @@ def build_project_wheel(source: Path, project_dir: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / relative, target)
         _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-              "--no-deps", *_isolation_args(), "--wheel-dir", str(project_dir), str(copy)],
+              "--no-deps", *([] if own_backend else _isolation_args()),
+              *(["--no-index", "--find-links", str(find_links)] if find_links else []),
+              "--wheel-dir", str(project_dir), str(copy)],
              f"building a wheel of {source}", env=env)
-    wheels = sorted(project_dir.glob(KIT_WHEEL_GLOB))
+    pattern = "*.whl" if own_backend else KIT_WHEEL_GLOB
+    wheels = sorted(project_dir.glob(pattern))
     if len(wheels) != 1:
-        raise WheelhouseError(f"expected one {KIT_WHEEL_GLOB} in {project_dir}, found {wheels}")
+        raise WheelhouseError(f"expected one {pattern} in {project_dir}, found {wheels}")
     return wheels[0]
+
+
+def wheel_metadata(wheel: Path) -> tuple[str, str, tuple[str, ...]]:
+    """A wheel's name, version and top-level import names (from its METADATA and files)."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        meta = next((n for n in names if n.count("/") == 1 and
+                     n.endswith(".dist-info/METADATA")), None)
+        text = archive.read(meta).decode("utf-8", "replace") if meta else ""
+    fields = dict(re.findall(r"^(Name|Version): *(.+?)\s*$", text, re.M))
+    tops = {n.split("/", 1)[0].removesuffix(".py") for n in names
+            if not n.split("/", 1)[0].endswith((".dist-info", ".data"))
+            and (n.endswith(".py") or "/" in n)}
+    return fields.get("Name", wheel.name), fields.get("Version", ""), tuple(sorted(tops))
 
 
 def _isolation_args() -> list[str]:
@@ -186,8 +223,6 @@ def _commit_time(source: Path) -> str:
     return stamp or earliest
 
 
-
-
 def _run(command: Sequence[str], doing: str, env: dict[str, str] | None = None) -> None:
     """Run a pip command quietly; its output becomes the error's tail when it fails."""
     try:
@@ -199,6 +234,26 @@ def _run(command: Sequence[str], doing: str, env: dict[str, str] | None = None) 
         hint = " (pip is needed: install the kit with pip or pipx)" if "No module named pip" in \
             tail else ""
         raise WheelhouseError(f"{doing} failed (exit {exc.returncode}): {tail}{hint}") from exc
+
+
+def prepare_host_deps(lock: Path, deps_dir: Path) -> tuple[Pin, ...]:
+    """Like prepare_deps, for this interpreter and platform (the gate installs revisions here)."""
+    pins = parse_lock(lock)
+    if missing_pins(pins, deps_dir):
+        deps_dir.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+              "--no-deps", "--only-binary=:all:", "--require-hashes", "--requirement",
+              str(lock), "--dest", str(deps_dir)], f"downloading the wheels {lock} pins")
+    return pins
+
+
+def download_build_backend(requires: Sequence[str], dest: Path) -> None:
+    """The wheels a project's [build-system] requires, so its build needs no index after."""
+    if requires:
+        dest.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+              "--only-binary=:all:", "--dest", str(dest), *requires],
+             f"downloading the build backend ({', '.join(requires)})")
 
 
 def prepare_deps(lock: Path, deps_dir: Path, *, arch: str) -> tuple[Pin, ...]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import tomllib
 
+import stress
 from stress.results import Environment
 
 
@@ -20,6 +22,11 @@ def environment(*, target: str, loop: str) -> Environment:
         in_container=os.environ.get("STRESS_IN_CONTAINER") == "1",
         target=target,
         loop=loop,
+        # The container session sets these (it built the project into the image).
+        project_name=os.environ.get("STRESS_PROJECT_NAME") or _pyproject("name"),
+        project_version=os.environ.get("STRESS_PROJECT_VERSION") or _pyproject("version"),
+        kit_version=os.environ.get("STRESS_KIT_VERSION") or stress.__version__,
+        image_id=os.environ.get("STRESS_IMAGE_ID") or None,
     )
 
 
@@ -35,3 +42,13 @@ def _git_sha() -> str | None:
     if done.returncode != 0:
         return None
     return done.stdout.strip() or None
+
+
+def _pyproject(field: str) -> str | None:
+    """A static [project] field of the pyproject in the working folder (a host run there)."""
+    try:
+        with open("pyproject.toml", "rb") as handle:
+            value = tomllib.load(handle).get("project", {}).get(field)
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

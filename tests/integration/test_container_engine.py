@@ -150,18 +150,24 @@ def test_exit_code_is_passed_through(client: Any, image: str, tmp_path: Path) ->
     assert driver.run_in_container(client, config) == ExitCode.USAGE_ERROR  # argparse's 2
 
 
-def test_no_network_host_user_and_ptrace(client: Any, image: str, tmp_path: Path) -> None:
+def test_no_network_no_root_and_ptrace_only_when_asked(client: Any, image: str,
+                                                        tmp_path: Path) -> None:
     code = (
         "import os, json\n"
         "caps = [l for l in open('/proc/self/status') if l.startswith('CapBnd')][0].split()[1]\n"
         "open('/results/probe.json', 'w').write(json.dumps({'net': os.listdir('/sys/class/net'),"
         " 'uid': os.getuid(), 'ptrace': bool(int(caps, 16) >> 19 & 1)}))\n"
     )
-    assert driver.run_in_container(client, python_in(image, tmp_path, code)) == 0
-    probe = tmp_path / "probe.json"
-    seen = json.loads(probe.read_text(encoding="utf-8"))
-    assert seen == {"net": ["lo"], "uid": os.getuid(), "ptrace": True}
-    assert probe.stat().st_uid == os.getuid()  # results come out owned by the host user
+    # Never root inside: the host user's uid, or the image's user for a root host user.
+    inside = int(driver.IMAGE_USER.split(":", maxsplit=1)[0]) if os.getuid() == 0 \
+        else os.getuid()
+    for cap_add, ptrace in (((), False), (("SYS_PTRACE",), True)):  # only for CPU profiles
+        config = python_in(image, tmp_path, code, cap_add=cap_add)
+        assert driver.run_in_container(client, config) == 0
+        probe = tmp_path / "probe.json"
+        seen = json.loads(probe.read_text(encoding="utf-8"))
+        assert seen == {"net": ["lo"], "uid": inside, "ptrace": ptrace}
+        assert probe.stat().st_uid == os.getuid()  # results come out owned by the host user
 
 
 def test_output_split_inside_a_character_reaches_the_terminal_whole(
