@@ -6,7 +6,9 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 log = logging.getLogger("stress.process")
 
@@ -73,3 +75,14 @@ def stop_in_stages(proc: subprocess.Popen[bytes], *, exit_wait_s: float = 0.0,
     if group and proc.poll() is not None:
         _signal(proc, signal.SIGKILL, group)  # the child is gone; anything it left is not
     return proc.poll()
+
+
+@contextmanager
+def on_interrupt(handler: Callable[[int, FrameType | None], object]) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` while the block runs; the previous handlers after."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

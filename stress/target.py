@@ -40,8 +40,8 @@ from stress.streams import VerifiedStreams
 DEFAULT_TARGET = "stress.pipeline:reference"
 
 
-class Params(Protocol):
-    """What a target may read from a scenario (the YAML field names)."""
+class ScenarioFields(Protocol):
+    """A scenario's fields by their YAML names: what a harness is built from."""
 
     @property
     def messages(self) -> int: ...
@@ -57,6 +57,11 @@ class Params(Protocol):
     def conversations(self) -> int: ...
     @property
     def error_rate(self) -> float: ...
+
+
+class Params(ScenarioFields, Protocol):
+    """What a target may read: the scenario's fields, the harness's tokens and failure plan."""
+
     @property
     def duration_s(self) -> float | None: ...
     def token(self, conversation: int, index: int) -> str: ...

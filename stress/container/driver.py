@@ -30,6 +30,7 @@ from typing import IO, Any, Literal, Self
 
 from stress.container.leftovers import alive, give_tree, results_owner, session_id, user_ids
 from stress.errors import ConfigError, EngineError, ExitCode
+from stress.process import on_interrupt
 
 RESULTS_MOUNT = "/results"  # where the host's results folder appears inside the container
 CONTAINER_LOG = "container.log"  # everything the container printed, kept in the results folder
@@ -545,9 +546,5 @@ def _forwarding(box: StressContainer) -> Iterator[None]:
             raise KeyboardInterrupt  # before the start: __exit__ removes the container
         box.stop(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with on_interrupt(handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -11,31 +11,11 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Protocol
 
 from stress.streams import VerifiedStreams
-from stress.target import Stats
+from stress.target import ScenarioFields, Stats
 
 DEFAULT_ERROR_SEED = 1729
-
-
-class ScenarioFields(Protocol):
-    """The scenario fields a harness is built from (a Scenario, or a test's own object)."""
-
-    @property
-    def messages(self) -> int: ...
-    @property
-    def message_size(self) -> int: ...
-    @property
-    def token_delay_us(self) -> float: ...
-    @property
-    def channel_buffer(self) -> int: ...
-    @property
-    def consumer_delay_us(self) -> float: ...
-    @property
-    def conversations(self) -> int: ...
-    @property
-    def error_rate(self) -> float: ...
 
 
 def failure_plan(params: ScenarioFields, seed: int = DEFAULT_ERROR_SEED) -> dict[int, int]:

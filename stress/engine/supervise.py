@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from stress.engine import stacks, teardown
 from stress.engine.capped import cap_section
 from stress.engine.options import Deadlines
 from stress.engine.protocol import ChildFigures, ChildSpec, Loop, Phase, ProtocolError, Sample
-from stress.process import child_environment, stop_in_stages
+from stress.process import child_environment, on_interrupt, stop_in_stages
 from stress.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -79,12 +78,8 @@ class StopRequest:
         def handler(_signum: int, _frame: FrameType | None) -> None:
             self.requested = True
 
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with on_interrupt(handler):
             yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
 
 class SampleReader:
