@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from stress.commands import (
@@ -60,7 +61,8 @@ COMMANDS: dict[str, Command] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m stress",
+        # As the user typed it: the installed script, or `python -m stress`.
+        prog="stress-kit" if Path(sys.argv[0]).name == "stress-kit" else "python -m stress",
         description="Stress-test and profile asyncio streaming systems.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
