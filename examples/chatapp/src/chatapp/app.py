@@ -75,14 +75,23 @@ async def ui(receive: ObjectReceiveStream[Event], transcript: Transcript,
              on_token: Callable[[Token, str], None], on_done: Callable[[Done], None], *,
              delay_s: float = 0.0, conversations: int = 1,
              pause: Callable[[float], Awaitable[None]] = anyio.sleep) -> None:
-    """Render until every conversation is done."""
+    """Render until every conversation is done, ``delay_s`` of render time per token.
+
+    The render time is kept on a schedule (busy until ``k * delay_s`` after k tokens), sleeping
+    only while ahead of it: the event loop's timers cannot sleep 100 microseconds, so a sleep
+    per token would make the UI ten times slower than its render cost.
+    """
     remaining = conversations
+    busy_until = anyio.current_time()
     async with receive:
         async for event in receive:
             if isinstance(event, Token):
                 on_token(event, transcript.render(event))
                 if delay_s > 0:
-                    await pause(delay_s)
+                    busy_until = max(busy_until, anyio.current_time() - delay_s) + delay_s
+                    ahead = busy_until - anyio.current_time()
+                    if ahead > 0.001:
+                        await pause(ahead)
             else:
                 if event.error is not None:
                     transcript.errors[event.conversation] = event.error
