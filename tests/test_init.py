@@ -422,3 +422,21 @@ def test_python_m_stress_init_writes_the_three_files(tmp_path: Path) -> None:
                                             f"wrote {init.WORKFLOW}"]
     assert {p.name for p in folder.iterdir()} == {".git", ".github", "pyproject.toml",
                                                   "noxfile.py"}
+
+
+def test_a_project_with_dependencies_gets_its_lock(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """init writes the lock the container run needs (uv resolves anyio from the index)."""
+    pytest.importorskip("uv")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "deps"\nversion = "1"\ndependencies = ["anyio>=4"]\n',
+        encoding="utf-8")
+    lines = init_in(tmp_path, capsys)
+    assert "wrote stress-requirements.txt: the dependencies pinned with hashes (commit it)" \
+        in lines
+    lock = (tmp_path / "stress-requirements.txt").read_text(encoding="utf-8")
+    assert "anyio==" in lock
+    assert "--hash=sha256:" in lock
+    again = init_in(tmp_path, capsys)
+    assert any(line.startswith("kept stress-requirements.txt") for line in again)

@@ -96,8 +96,32 @@ def run(args: argparse.Namespace) -> int:
     options = Options(folder=args.folder, target=args.target, kit_spec=args.kit_spec,
                       action_ref=args.action_ref, write=args.write, force=args.force)
     plan = make_plan(options)
+    lock_line = _lock_line(options.folder, dry_run=args.dry_run)
+    if lock_line:
+        print(lock_line, flush=True)
     print(apply(plan, options.folder, dry_run=args.dry_run), end="")
     return 0
+
+
+def _lock_line(folder: Path, *, dry_run: bool) -> str | None:
+    """The project's dependencies pinned with hashes for the image, when it has some and no
+    lock yet (what `stress-kit lock` writes): the container run needs it."""
+    from stress.container.image import LOCK
+    from stress.container.project import find_project, write_lock
+    from stress.errors import StressError
+
+    project = find_project(folder.resolve())
+    if project is None or not project.needs_lock:
+        return None  # nothing to pin: the image needs no lock
+    if project.lock.exists():
+        return f"kept {project.lock.name}: it exists (`stress-kit lock --upgrade` moves its pins)"
+    if dry_run:
+        return f"would write {project.lock.name}: the dependencies pinned with hashes"
+    try:
+        written = write_lock(project, LOCK)
+    except StressError as exc:
+        return f"note: no lock written ({exc}); run `stress-kit lock` once that is fixed"
+    return f"wrote {written.name}: the dependencies pinned with hashes (commit it)"
 
 
 def make_plan(options: Options) -> Plan:
