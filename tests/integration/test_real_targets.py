@@ -64,9 +64,16 @@ def test_a_correct_sse_stream_passes_once_the_librarys_watcher_is_accepted(
 
 
 def test_sse_starlettes_watcher_is_attributed_to_the_library(tmp_path: Path) -> None:
-    code, _, entry = run(tmp_path / "plain", "tests.targets.sse_chat:sse_chat")
-    assert code == 1
-    (message,) = [f["message"] for f in entry["failures"]]
+    """sse-starlette's per-loop watcher outlives the server; it ends by itself only when the
+    server's shutdown takes over 0.5 s, so on a loaded machine it may be gone in time. When it
+    is left, the kit blames the library, not the target, and shows it as it was."""
+    code, stdout, entry = run(tmp_path / "plain", "tests.targets.sse_chat:sse_chat")
+    messages = [f["message"] for f in entry["failures"]]
+    if code == 0:
+        assert messages == [], stdout
+        return
+    assert code == 1, stdout
+    (message,) = messages
     assert "started by sse_starlette" in message
     assert "_shutdown_watcher" in message
     assert "cancelling" not in message  # the task as it was, before the kit cancelled it
