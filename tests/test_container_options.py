@@ -15,7 +15,7 @@ import pytest
 
 import stress
 from stress.cli import build_parser
-from stress.container import driver, image, session, wheelhouse
+from stress.container import driver, engine, image, session, wheelhouse
 from stress.container.driver import Mount
 from stress.errors import ConfigError, EngineError, ExitCode
 
@@ -223,7 +223,7 @@ def test_the_tag_follows_the_inputs_content(tmp_path: Path,
 def test_the_container_is_told_the_kits_version_and_the_image_id(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(driver, "connect", lambda config=None: "client")
+    monkeypatch.setattr(engine, "connect", lambda config=None: "client")
     monkeypatch.setattr(image, "build", lambda client, base, extra_tag, project=None: image.Image(
         tag="asyncio-stress-kit:0-abc", id="sha256:" + "1" * 64))
 
@@ -248,7 +248,7 @@ def test_no_engine_is_one_line_naming_the_socket_and_the_fix(
     socket = f"unix://{tmp_path}/no-engine.sock"
     monkeypatch.setenv("DOCKER_HOST", socket)
     with pytest.raises(EngineError) as raised:
-        driver.connect(driver.EngineConfig(timeout_s=5))
+        engine.connect(engine.EngineConfig(timeout_s=5))
     message = str(raised.value)
     assert "\n" not in message
     assert socket in message
@@ -259,8 +259,8 @@ def test_no_engine_is_one_line_naming_the_socket_and_the_fix(
 
 def test_an_old_engine_is_refused_with_the_fix() -> None:
     with pytest.raises(EngineError, match=r"Docker 19\.03.*needs API 1\.41.*--engine host"):
-        driver.check_version("unix:///x.sock", "1.40", "19.03")
-    driver.check_version("unix:///x.sock", "1.41", "20.10")
+        engine.check_version("unix:///x.sock", "1.40", "19.03")
+    engine.check_version("unix:///x.sock", "1.41", "20.10")
 
 
 def test_auto_engine_falls_back_to_the_host_with_a_warning(
@@ -272,7 +272,7 @@ def test_auto_engine_falls_back_to_the_host_with_a_warning(
     warning = capsys.readouterr().err
     assert warning.startswith("WARNING: no container engine answered at unix://")
     assert "running the scenarios on the host" in warning
-    with pytest.raises(driver.NoEngineError):
+    with pytest.raises(engine.NoEngineError):
         session.run(parse_run("--engine", "docker"))
 
 

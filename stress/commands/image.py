@@ -20,11 +20,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stress.container import driver, image
+    from stress.container import engine, image
     from stress.container.project import find_project
 
     # In a project's folder, the image the container run would use: the project on top.
-    built = image.build(driver.connect(), base=args.base, extra_tag=args.image,
+    built = image.build(engine.connect(), base=args.base, extra_tag=args.image,
                         project=find_project(Path.cwd()))
     print(built.tag, flush=True)
     return 0

@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     del args
-    from stress.container import driver, image
+    from stress.container import engine, image
 
-    print(image.pin(driver.connect()), flush=True)
+    print(image.pin(engine.connect()), flush=True)
     return 0

@@ -1,9 +1,7 @@
-"""The container engine behind one small driver: the only module that imports the docker SDK.
+"""One run of the pinned image: :class:`StressContainer`, removed when its `with` block ends.
 
-An :class:`EngineConfig` says which engine to talk to; :func:`connect` checks that it answers
-and is new enough. :func:`build` runs one image build with no network, and
-:class:`StressContainer` is one run of the image, removed when its `with` block ends. Every
-engine failure becomes one :class:`EngineError` line that names the address tried and the fix.
+The engine itself (finding it, building and tagging images) is stress.container.engine; the
+docker SDK is reached only through its :func:`~stress.container.engine.docker_sdk`.
 
     client = connect(EngineConfig())
     with StressContainer(client, RunConfig(results_dir=Path("stress-results"), image=tag)) as box:
@@ -17,7 +15,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -26,8 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, Self
+from typing import IO, Any, Self
 
+from stress.container.engine import docker_sdk, first_line
 from stress.container.leftovers import alive, give_tree, results_owner, session_id, user_ids
 from stress.errors import ConfigError, EngineError, ExitCode
 from stress.process import on_interrupt
@@ -38,180 +36,8 @@ KEEP_CONTAINERS_ENV = "STRESS_KEEP_CONTAINERS"
 RUN_LABEL = "org.asyncio-stress-kit.run"  # every container the kit creates carries it
 SESSION_LABEL = "org.asyncio-stress-kit.session"  # host:pid:start of the process that made it
 IMAGE_USER = "10001:10001"  # the image's `stress` user: the container's when the host's is root
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-# Docker 20.10's API: the oldest engine the kit is tested on (Debian's docker.io in bookworm).
-MINIMUM_API = (1, 41)
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
 _POLL_S = 0.2
-
-
-def _docker() -> Any:
-    try:
-        import docker  # the SDK is optional: only the container path needs it
-    except ModuleNotFoundError as exc:
-        raise EngineError(
-            "the docker SDK is not installed: pip install 'asyncio-stress-kit[container]', "
-            "or use --engine host"
-        ) from exc
-    return docker
-
-
-# -- engine ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class EngineConfig:
-    """Which engine to talk to. Only docker's API is spoken (podman serves it too)."""
-
-    name: Literal["docker"] = "docker"
-    url: str | None = None  # None: DOCKER_HOST, else the current docker context, else the socket
-    timeout_s: float = 60.0
-
-    def address(self) -> str:
-        return self.url or engine_url()
-
-
-def engine_url() -> str:
-    """The engine address used: DOCKER_HOST, else the current docker context, else the socket."""
-    if os.environ.get("DOCKER_HOST"):
-        return os.environ["DOCKER_HOST"]
-    try:
-        context = _docker().context.ContextAPI.get_current_context()
-        host = context.Host if context is not None else None
-    except Exception:  # a broken ~/.docker/config.json must not hide the real error
-        host = None
-    return str(host or DEFAULT_SOCKET)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:240]
-
-
-def connect(config: EngineConfig | None = None) -> Any:
-    """A docker client that answered a ping and is new enough, or EngineError saying what to do."""
-    config = config or EngineConfig()
-    docker = _docker()
-    url = config.address()
-    refused = _unix_socket_refusal(url)
-    if refused is not None:
-        raise NoEngineError(url, refused)
-    try:
-        if config.url is None and os.environ.get("DOCKER_HOST"):
-            # from_env also honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
-            client = docker.from_env(timeout=int(config.timeout_s), use_ssh_client=False)
-        else:
-            client = docker.DockerClient(base_url=url, timeout=int(config.timeout_s))
-        client.ping()
-        version = client.version()
-    except docker.errors.DockerException as exc:
-        raise NoEngineError(url, _first_line(exc)) from exc
-    check_version(url, str(version.get("ApiVersion", "0")), str(version.get("Version", "?")))
-    return client
-
-
-def check_version(url: str, api: str, version: str) -> None:
-    found = tuple(int(part) for part in re.findall(r"\d+", api)[:2])
-    if found < MINIMUM_API:
-        need = ".".join(map(str, MINIMUM_API))
-        raise EngineError(f"the engine at {url} is Docker {version} (API {api}); the kit needs "
-                          f"API {need} or newer (Docker 20.10+): upgrade it, or use --engine host")
-
-
-class NoEngineError(EngineError):
-    """No engine answered: which address was tried, why, and the three ways out."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"no container engine answered at {url} ({reason}): start Docker "
-                         "(dockerd, or Docker Desktop), set DOCKER_HOST to a running engine, "
-                         "or use --engine host")
-        self.url = url
-        self.reason = reason
-
-
-def _unix_socket_refusal(url: str) -> str | None:
-    """Why a unix socket cannot be reached, asked directly: the SDK leaks the socket it tried."""
-    if not url.startswith(("unix://", "http+unix://")):
-        return None
-    path = url.split("://", 1)[1]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(5)
-        try:
-            probe.connect(path)
-        except OSError as exc:
-            return exc.strerror or type(exc).__name__
-    return None
-
-
-def registry_digest(client: Any, reference: str) -> str:
-    """`name:tag@sha256:...`: the tag's current digest, asked of the registry via the engine."""
-    name = reference.split("@", 1)[0]
-    try:
-        data = client.images.get_registry_data(name)
-    except _docker().errors.DockerException as exc:
-        raise EngineError(
-            f"no registry answered for {name} ({_first_line(exc)}): run `stress-kit pin` "
-            "on a machine that can pull images"
-        ) from exc
-    return f"{name}@{data.id}"
-
-
-# -- images ---------------------------------------------------------------------------------
-
-
-def image_id(client: Any, tag: str) -> str | None:
-    """The id of the image tagged `tag` on this engine, or None."""
-    try:
-        return str(client.images.get(tag).id)
-    except _docker().errors.ImageNotFound:
-        return None
-    except _docker().errors.DockerException as exc:
-        raise EngineError(f"could not look up image {tag}: {_first_line(exc)}") from exc
-
-
-def add_tag(client: Any, image: str, tag: str) -> None:
-    """Give an image one more tag (`name:tag`; a registry's port is not the tag)."""
-    repository, name = tag, "latest"
-    if ":" in tag.rsplit("/", maxsplit=1)[-1]:
-        repository, _, name = tag.rpartition(":")
-    try:
-        client.images.get(image).tag(repository, name)
-    except _docker().errors.DockerException as exc:
-        raise EngineError(f"could not tag {image} as {tag}: {_first_line(exc)}") from exc
-
-
-def build(client: Any, *, context: Path, tag: str, build_args: Mapping[str, str],
-          timeout_s: float = 1800.0, log: list[str] | None = None) -> str:
-    """Build `context` (its Dockerfile) with no network and tag it; returns the image id.
-
-    The build's output goes into `log` as it arrives; on failure EngineError carries the
-    engine's one-line reason.
-    """
-    docker = _docker()
-    lines = log if log is not None else []
-    found = ""
-    error = ""
-    try:
-        chunks = client.api.build(
-            path=str(context), tag=tag, buildargs=dict(build_args), network_mode="none",
-            pull=False, rm=True, forcerm=True, decode=True, timeout=int(timeout_s),
-            use_config_proxy=False,  # no proxy variables baked into the image
-        )
-        for chunk in chunks:
-            text = chunk.get("stream") or chunk.get("status") or ""
-            if text:
-                lines.append(text)
-            if "error" in chunk:
-                error = str(chunk["error"]).strip()
-            found = chunk.get("aux", {}).get("ID", found)
-    except docker.errors.DockerException as exc:
-        error = _first_line(exc)
-    if error:
-        raise EngineError(f"image build of {tag} failed: {error}")
-    return found or str(client.images.get(tag).id)
-
-
-# -- run ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,7 +109,7 @@ class StressContainer:
 
     def __enter__(self) -> Self:
         cfg = self.config
-        docker = _docker()
+        docker = docker_sdk()
         cfg.results_dir.mkdir(parents=True, exist_ok=True)
         reap_stale(self.client)
         # A list of mounts, each to its own container path: two inputs in one host folder
@@ -318,14 +144,14 @@ class StressContainer:
                 network_disabled=True, network_mode="none", init=True, detach=True,
                 labels={RUN_LABEL: "1", SESSION_LABEL: session_id()},
             )
-        except _docker().errors.ImageNotFound as exc:
+        except docker_sdk().errors.ImageNotFound as exc:
             self._give_back()
             raise EngineError(f"image {cfg.image} is not on this engine: build it with "
                               "`stress-kit image`") from exc
-        except _docker().errors.DockerException as exc:
+        except docker_sdk().errors.DockerException as exc:
             self._give_back()
             raise EngineError(f"could not create a container from {cfg.image}: "
-                              f"{_first_line(exc)}") from exc
+                              f"{first_line(exc)}") from exc
         except BaseException:
             self._give_back()
             raise
@@ -351,9 +177,9 @@ class StressContainer:
     def run(self, out: IO[str] | None = None) -> int:
         try:
             return self._run(out if out is not None else sys.stdout)
-        except _docker().errors.DockerException as exc:
+        except docker_sdk().errors.DockerException as exc:
             raise EngineError(f"container {self.name} from {self.config.image} failed: "
-                              f"{_first_line(exc)}") from exc
+                              f"{first_line(exc)}") from exc
 
     def _run(self, out: IO[str]) -> int:
         log_path = self.config.results_dir / CONTAINER_LOG
@@ -424,7 +250,7 @@ class StressContainer:
         return None
 
     def _final_state(self) -> dict[str, Any] | None:
-        with contextlib.suppress(_docker().errors.DockerException):
+        with contextlib.suppress(docker_sdk().errors.DockerException):
             self._container.wait(timeout=30)
             self._container.reload()
             return dict(self._container.attrs["State"])
@@ -433,13 +259,13 @@ class StressContainer:
     def _signal(self, name: str) -> None:
         try:
             self._container.kill(signal=name)
-        except _docker().errors.APIError:
+        except docker_sdk().errors.APIError:
             pass  # it exited between the last look and the signal
 
     def _kill(self) -> None:
         try:
             self._container.kill()
-        except _docker().errors.APIError:
+        except docker_sdk().errors.APIError:
             pass  # it exited between the last look and the kill
 
     def _pump(self, out: IO[str], log_file: IO[bytes]) -> None:
@@ -460,7 +286,7 @@ class StressContainer:
     def _chunks(self) -> Iterator[bytes]:
         try:
             yield from self._container.logs(stream=True, follow=True, stdout=True, stderr=True)
-        except _docker().errors.DockerException:
+        except docker_sdk().errors.DockerException:
             return  # the container went away mid-stream (killed): what arrived is kept
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -495,7 +321,7 @@ def _remove(container: Any) -> None:
         try:
             container.remove(force=True)
             return
-        except _docker().errors.NotFound:
+        except docker_sdk().errors.NotFound:
             return  # already gone
         except KeyboardInterrupt:
             continue
@@ -506,7 +332,7 @@ def _remove(container: Any) -> None:
 
 def reap_stale(client: Any, log: Callable[[str], None] | None = None) -> list[str]:
     """Remove the kit's containers whose session process is gone (killed with SIGKILL, say)."""
-    docker = _docker()
+    docker = docker_sdk()
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
     removed: list[str] = []
     try:

@@ -28,7 +28,7 @@ from typing import Any
 
 import stress
 from stress import console
-from stress.container import driver, wheelhouse
+from stress.container import engine, wheelhouse
 from stress.container.project import Project, image_requirements, normalise
 from stress.errors import ConfigError, EngineError
 
@@ -161,13 +161,13 @@ def build(client: Any, *, base: str | None = None, extra_tag: str | None = None,
         started = time.monotonic()
         try:
             with console.quiet_log(f"image build of {inputs.tag}") as log:
-                image_id = driver.build(client, context=context, tag=inputs.tag,
+                image_id = engine.build(client, context=context, tag=inputs.tag,
                                         build_args=build_args, log=log)
         except EngineError as exc:
             raise EngineError(f"{exc}{_base_hint(client, inputs.base)} (build log above)") \
                 from exc
     if extra_tag and extra_tag != inputs.tag:
-        driver.add_tag(client, image_id, extra_tag)
+        engine.add_tag(client, image_id, extra_tag)
     also = f" and {extra_tag}" if extra_tag and extra_tag != inputs.tag else ""
     print(f"--- built {inputs.tag}{also} ({image_id[:19]}) in "
           f"{time.monotonic() - started:.1f}s", flush=True)
@@ -199,7 +199,7 @@ def existing(client: Any, *, tag: str | None, base: str | None,
         with tempfile.TemporaryDirectory(prefix="stress-image-") as tmp:
             inputs = gather_inputs(Path(tmp), base, project)
             tag, found_project = inputs.tag, inputs.project
-    found = driver.image_id(client, tag)
+    found = engine.image_id(client, tag)
     if found is None:
         raise EngineError(f"image {tag} is not on this engine (--no-build): build it with "
                           "`stress-kit image`, or run without --no-build")
@@ -217,7 +217,7 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def _base_hint(client: Any, base: str) -> str:
-    if driver.image_id(client, base) is not None:
+    if engine.image_id(client, base) is not None:
         return ""
     return (f"; the base image {base} is not on this machine and could not be pulled: build "
             f"one with `bash ci/build-base-image.sh` (in the kit's checkout) and pass --base "
@@ -250,7 +250,7 @@ def pin(client: Any) -> str:
     if wheelhouse.kit_checkout() is None:
         raise ConfigError("pin edits the kit's own Dockerfile: run it in a checkout of the kit")
     current = default_base_image()
-    pinned = driver.registry_digest(client, current)
+    pinned = engine.registry_digest(client, current)
     if pinned == current:
         return f"pin: {current} is current"
     text = DOCKERFILE.read_text(encoding="utf-8")

@@ -229,13 +229,13 @@ def wants_ptrace(args: argparse.Namespace) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int | None:
-    from stress.container import driver, image
+    from stress.container import driver, engine, image
     from stress.container.project import find_project, git_commit
 
     options = ContainerOptions.from_args(args)
     try:
-        client = driver.connect()
-    except driver.NoEngineError as exc:
+        client = engine.connect()
+    except engine.NoEngineError as exc:
         if options.engine != "auto":
             raise
         console.warning(f"no container engine answered at {exc.url} ({exc.reason}): running "

@@ -24,7 +24,7 @@ import docker
 import pytest
 
 from stress import console
-from stress.container import driver
+from stress.container import driver, engine
 from stress.container import image as kit_image
 from stress.errors import EngineError, ExitCode
 from tests.test_noxfile import session_calls, sessions
@@ -49,7 +49,7 @@ def unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def client() -> Any:
     try:
-        return driver.connect(driver.EngineConfig(timeout_s=120))
+        return engine.connect(engine.EngineConfig(timeout_s=120))
     except EngineError as exc:
         unavailable(str(exc))
 
@@ -232,7 +232,7 @@ def test_build_has_no_network_and_a_failed_build_shows_its_log(
         "RUN echo interfaces: $(ls /sys/class/net) && echo about to fail && exit 3\n",
         encoding="utf-8")
     with pytest.raises(EngineError) as raised, console.quiet_log("probe build") as log:
-        driver.build(client, context=context, tag=PROBE_IMAGE,
+        engine.build(client, context=context, tag=PROBE_IMAGE,
                      build_args={"BASE_IMAGE": base_image}, log=log)
     message = str(raised.value)
     assert "\n" not in message

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from stress.container import driver, leftovers, wheelhouse
+from stress.container import driver, engine, leftovers, wheelhouse
 from stress.errors import EngineError
 from tests.integration.test_container_engine import remove_new_images
 
@@ -51,10 +51,10 @@ def unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def client() -> Any:
     try:
-        found = driver.connect(driver.EngineConfig(timeout_s=120))
+        found = engine.connect(engine.EngineConfig(timeout_s=120))
     except EngineError as exc:
         unavailable(str(exc))
-    if driver.image_id(found, BASE) is None:
+    if engine.image_id(found, BASE) is None:
         unavailable(f"base image {BASE} is not on this engine: bash ci/build-base-image.sh")
     return found
 
