@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # this checkout's kit, also when run as a plain script
 
 from stress import stats  # noqa: E402
+from stress.process import child_environment  # noqa: E402
 
 SCENARIO = "overhead"
 DEFAULT_TARGETS = ("stress.pipeline:reference", "tests.user_targets:echo")
@@ -93,10 +93,7 @@ class RunFailedError(Exception):
 
 def kit_env() -> dict[str, str]:
     """This checkout's kit; no CI variables, so the runs do not write to a job page."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(REPO)
-    return env
+    return child_environment(quiet_ci=True, extra={"PYTHONPATH": str(REPO)})
 
 
 def write_scenarios(path: Path, messages: int) -> None:
