@@ -243,6 +243,16 @@ class DaemonEnds:
         await stream(params, stats, quit)
 
 
+class DaemonizesThenHangs(QuitHangs):
+    """The measured run is fine; quit under load daemonizes a ``sleep 60``, then never
+    returns (the kit stops the child, and the daemon with it)."""
+
+    async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
+        if self.runs == 1:
+            daemonize("60")
+        await super().run(params, stats, quit)
+
+
 def _running(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -335,6 +335,30 @@ def test_a_daemonized_process_is_adopted_killed_and_reported(tmp_path: Path,
                 process.kill()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="a child subreaper is Linux's (elsewhere a daemon is not seen)")
+def test_a_hung_target_stopped_by_the_kit_leaves_no_daemon(tmp_path: Path,
+                                                          scenarios: Path) -> None:
+    out = tmp_path / "out"
+    code, output = run(out, "DaemonizesThenHangs", "plain", scenarios=scenarios)
+    found = re.search(r"daemon pid (\d+)", log_of(out, "plain"))
+    assert found is not None, output
+    daemon = int(found.group(1))
+    try:
+        assert code == ExitCode.CRASHED_OR_HUNG, output
+        assert kinds(results_of(out)["plain"]) == ["timeout"]
+        assert f"=== killed 1 process(es) the stopped scenario left running: pid {daemon} " \
+               "(sleep 60) ===" in log_of(out, "plain")
+        # Killed; its zombie is reaped by whoever adopted it when the child died.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            assert psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE
+    finally:  # never leave it behind when the kit missed it
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(daemon)
+            if process.cmdline() == ["sleep", "60"]:
+                process.kill()
+
+
 def test_a_daemon_that_ended_and_a_waited_subprocess_are_no_leftovers(
         tmp_path: Path, scenarios: Path) -> None:
     out = tmp_path / "out"
