@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psutil
+
 from stress.target import Params, Stats
 
 SETUP_S = 1.0  # what a server's start-up costs (uvicorn, a connection pool)
@@ -187,6 +189,75 @@ class LeftProcess:
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],  # noqa: ASYNC220
                          start_new_session=True)
         await stream(params, stats, quit)
+
+
+# A daemon's double fork, done by an intermediate process: the grandchild leaves the group and
+# the session (setsid, through start_new_session), prints its pid, and its parent exits at once.
+# The daemon does not hold the pipe its pid is read from, or reading would wait for it.
+DAEMON = """\
+import subprocess, sys
+child = subprocess.Popen(["sleep", sys.argv[1]], start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)
+"""
+
+
+def daemonize(seconds: str) -> int:
+    """Start ``sleep SECONDS`` as a daemon; its pid. The intermediate is waited for, so the
+    daemon is an orphan when this returns."""
+    done = subprocess.run([sys.executable, "-c", DAEMON, seconds], capture_output=True,
+                          text=True, check=True, timeout=30)
+    pid = int(done.stdout)
+    print(f"daemon pid {pid}", file=sys.stderr, flush=True)  # for the test, in the log
+    return pid
+
+
+class Daemonizes:
+    """Daemonizes a ``sleep 60`` in its first run and never stops it; streams as Plain does."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
+        if not self.started:
+            self.started = True
+            daemonize("60")
+        await stream(params, stats, quit)
+
+
+class DaemonEnds:
+    """Daemonizes a short ``sleep`` and waits until it has ended, and runs a subprocess it
+    waits for: nothing is left running (the ended daemon is a zombie until the kit reaps it)."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
+        if not self.started:
+            self.started = True
+            pid = daemonize("0.2")
+            subprocess.run(["true"], check=True)  # noqa: ASYNC221
+            while _running(pid):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        await stream(params, stats, quit)
+
+
+class DaemonizesThenHangs(QuitHangs):
+    """The measured run is fine; quit under load daemonizes a ``sleep 60``, then never
+    returns (the kit stops the child, and the daemon with it)."""
+
+    async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
+        if self.runs == 1:
+            daemonize("60")
+        await super().run(params, stats, quit)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 class Unpaced:

@@ -7,7 +7,7 @@ import signal
 from typing import Any
 
 from stress.config import load_scenarios
-from stress.engine import judge
+from stress.engine import judge, verdicts
 from stress.engine.protocol import QuitFigures, RunFigures, Sample
 from stress.results import Metrics, threshold_checks
 
@@ -61,6 +61,30 @@ def test_loss_is_worded_as_the_seed() -> None:
     assert failure.headline == "FAILURE: Significant message loss under backpressure"
     assert failure.diagnosis == ("Incorrect channel buffer policy", "Consumer task panicked",
                                  "Race condition in message counting")
+
+
+def test_a_loss_is_headlined_for_its_own_scenario() -> None:
+    """The seed's "under backpressure" belongs to the backpressure scenario; a verified loss
+    in another says what that scenario does, or nothing."""
+    metrics = Metrics(verified=True, messages_sent=1_000_000, tokens_received=999_990, lost=10,
+                      loss_pct=0.001, streams_completed=1)
+    (failure,) = verdicts.stream_failures(SCENARIOS["short"], metrics, None, None)
+    assert failure.kind == "loss"
+    assert failure.message.startswith("Tokens lost: 10 (0.00%, expected none; ")
+    assert failure.headline == "FAILURE: Significant message loss"
+    assert "backpressure" not in failure.headline
+    headlines = {name: verdicts.loss_headline(SCENARIOS[name]) for name in SCENARIOS}
+    assert headlines["backpressure"] == "FAILURE: Significant message loss under backpressure"
+    assert headlines["concurrent"] == ("FAILURE: Significant message loss across concurrent "
+                                       "conversations")
+    assert headlines["errors"] == "FAILURE: Significant message loss under error injection"
+    assert [name for name, line in headlines.items() if "backpressure" in line] \
+        == ["backpressure"]
+    # A loss threshold missed is worded the same way.
+    data = figures(tokens_received=84_570, messages_sent=100_000, streams_completed=10)
+    (missed,) = [f for f in judge.threshold_failures(SCENARIOS["concurrent"], metrics_of(data),
+                                                     data[1]) if f.kind == "loss"]
+    assert missed.headline == headlines["concurrent"]
 
 
 def test_memory_growth_is_worded_as_the_seed() -> None:

@@ -60,7 +60,7 @@ def test_quit_defaults_to_the_seed_bound_only_when_measured() -> None:
 
 def test_leftovers_cross_the_child_boundary() -> None:
     record = Leftovers(checkpoint="run", threads=("worker",), processes=("pid 1 (x)",),
-                       judged=False,
+                       orphans=("pid 2 (sleep 60)",), judged=False,
                        tasks=(LeftTask(repr="<Task pending>", name="lib.watch", origin="lib",
                                        ignored=True),))
     figures = ChildFigures(run=RunFigures(duration_s=1.0, messages_sent=1, tokens_received=1,
@@ -107,6 +107,20 @@ def test_a_target_with_a_teardown_is_judged_after_it() -> None:
         "uvicorn.protocols.http.h11_impl.RequestResponseCycle.run_asgi"]
     (failure,) = judge_leftovers([Leftovers(checkpoint="teardown", tasks=(handler,))])[0]
     assert failure.headline == "FAILURE: Tasks left running after teardown"
+
+
+def test_an_adopted_daemon_is_named_first_with_its_own_diagnosis() -> None:
+    (failure,) = judge_leftovers([Leftovers(checkpoint="quit", processes=("pid 7 (worker)",),
+                                            orphans=("pid 9 (sleep 60)",))])[0]
+    assert failure.headline == "FAILURE: Target left processes running"
+    assert failure.message == (
+        "Processes left running after quit under load: pid 9 (sleep 60), re-parented to the "
+        "kit after its parent exited, pid 7 (worker) (killed with their process group)")
+    assert failure.diagnosis == (
+        "A subprocess started without waiting for it or terminating it",
+        "A daemonized subprocess (a double fork, setsid(), or one whose parent exited first) "
+        "that nothing stops: keep its pid and terminate it in teardown")
+    assert judge_leftovers([Leftovers(checkpoint="exit")]) == ([], [])
 
 
 def test_a_task_is_recorded_before_it_is_cancelled() -> None:

@@ -33,9 +33,11 @@ from stress.engine.harness import HarnessParams, harness_for
 from stress.engine.leftovers import (
     Checkpoint,
     Leftovers,
+    Swept,
+    become_subreaper,
     child_pids,
-    kill_child_processes,
     live_threads,
+    sweep_processes,
     take_tasks,
 )
 from stress.engine.lifecycle import Lifecycle, SetupFailed, describe_error, warm_up
@@ -136,9 +138,9 @@ class _Baseline:
     async def take(self, checkpoint: Checkpoint) -> Leftovers:
         tasks = await take_tasks(exclude=self.tasks, target_module=self.module,
                                  ignore=self.ignore, cancel=self.judged)
-        processes = kill_child_processes(self.pids) if self.judged else ()
-        return Leftovers(checkpoint=checkpoint, tasks=tasks, processes=processes,
-                         judged=self.judged)
+        swept = sweep_processes(self.pids) if self.judged else Swept()
+        return Leftovers(checkpoint=checkpoint, tasks=tasks, processes=swept.children,
+                         orphans=swept.orphans, judged=self.judged)
 
 
 async def _teardown_quietly(life: Lifecycle, sampler: Sampler) -> None:
@@ -228,6 +230,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m stress.engine.child SPEC.json", file=sys.stderr)
         return 2
     die_with_parent()  # also below a wrapper (perf): a killed runner leaves no child behind
+    # The target's daemonized subprocesses are re-parented here, not to init: the leftover
+    # checks see them (Linux; elsewhere only what stays below this process is seen).
+    become_subreaper()
     spec = ChildSpec.from_json(Path(argv[0]).read_text(encoding="utf-8"))
     level = os.environ.get("STRESS_LOG", "info").upper()
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
@@ -262,8 +267,9 @@ def main(argv: list[str]) -> int:
     assert measured is not None
     peak = max(sampler.peak_rss_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     # --- lifecycle: what outlived the loop keeps the interpreter from exiting.
+    swept = sweep_processes(())
     at_exit = Leftovers(checkpoint="exit", threads=live_threads(kit_threads),
-                        processes=kill_child_processes(()))
+                        processes=swept.children, orphans=swept.orphans)
     figures = replace(figures, leftovers=(*figures.leftovers, at_exit))
     _write_atomically(spec.result_path, replace(figures, run=replace(measured,
                                                                      peak_rss_mb=peak)))

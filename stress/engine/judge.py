@@ -141,12 +141,12 @@ def interrupted_failure(took_s: float) -> Failure:
     )
 
 
-def _loss(metrics: Metrics, _check: Check, _quit: QuitFigures | None) -> Failure:
+def _loss(scenario: Scenario, metrics: Metrics) -> Failure:
     return Failure(
         kind="loss",
         message=f"Message loss too high: {metrics.loss_pct:.2f}% "
                 f"(sent: {metrics.messages_sent}, received: {metrics.tokens_received})",
-        headline="FAILURE: Significant message loss under backpressure",
+        headline=verdicts.loss_headline(scenario),
         diagnosis=LOSS_DIAGNOSIS,
     )
 
@@ -199,7 +199,7 @@ def _slope(metrics: Metrics, check: Check, _quit: QuitFigures | None) -> Failure
 
 
 _FAILURES: dict[str, Callable[[Metrics, Check, QuitFigures | None], Failure]] = {
-    "loss_pct": _loss, "memory_growth_mb": _memory, "throughput": _throughput,
+    "memory_growth_mb": _memory, "throughput": _throughput,
     "quit_latency_ms": _quit_latency, "latency_p99_ms": _latency, "ttft_max_ms": _latency,
     "max_gap_ms": _latency, "memory_slope_mb_per_min": _slope,
 }
@@ -219,7 +219,9 @@ def threshold_failures(scenario: Scenario, metrics: Metrics,
     failures: list[Failure] = []
     for check in threshold_checks(scenario, metrics, "passed"):
         missed = check.met is False or (check.metric in _REQUIRED and check.met is None)
-        if missed and check.metric in _FAILURES:
+        if missed and check.metric == "loss_pct":  # worded for the scenario's condition
+            failures.append(_loss(scenario, metrics))
+        elif missed and check.metric in _FAILURES:
             failures.append(_FAILURES[check.metric](metrics, check, quit))
     failures.extend(verdicts.stream_failures(scenario, metrics, run, streams))
     pending = quit.pending if quit is not None else ()

@@ -6,16 +6,27 @@ cancelled it and is attributed by its coroutine's module: the target's own code,
 named by its top-level package (``sse_starlette``). A scenario's ``ignore_tasks`` patterns
 (``fnmatch`` on the coroutine's ``module.qualname``) accept known library tasks, which are
 noted rather than failed. Child processes are killed with their whole process group.
+
+A process the target daemonized (a double fork, or a subprocess whose parent exited first)
+would be re-parented to init and outlive the scenario unseen. On Linux the scenario child is
+therefore a child subreaper (:func:`become_subreaper`): such orphans are re-parented to it, so
+each checkpoint finds them among its children, names them as re-parented, kills them with their
+group (they may have left it with setsid()) and reaps them. Elsewhere only the processes still
+below the scenario child are seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fnmatch
+import gc
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -35,6 +46,11 @@ THREAD_JOIN_S = 0.5  # how long non-daemon threads get to end before they count 
 MAX_SHOWN = 3  # tasks/threads/processes named in a failure message
 CANCEL_WAIT_S = 0.5  # for cancelled leftover tasks to unwind
 GRACE_S = 0.25  # for tasks that are already ending to end before they count as left
+SWEEP_ROUNDS = 3  # a process forked while a sweep kills its parent is caught by the next round
+REAP_WAIT_S = 1.0  # for a killed orphan to die, so it is reaped rather than left a zombie
+# <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,20 +69,23 @@ class Leftovers:
     tasks: tuple[LeftTask, ...] = ()
     threads: tuple[str, ...] = ()  # names of non-daemon threads still running
     processes: tuple[str, ...] = ()  # "pid 123 (sleep 60)", killed with their group
+    # Processes whose parent had exited, re-parented to the scenario child (the subreaper):
+    # a double fork, a daemon. Killed with their group too.
+    orphans: tuple[str, ...] = ()
     # False: only observed (a target with a teardown owns what runs until its teardown, such
     # as a server's handlers still ending); noted, nothing cancelled or killed.
     judged: bool = True
 
     @property
     def empty(self) -> bool:
-        return not (self.tasks or self.threads or self.processes)
+        return not (self.tasks or self.threads or self.processes or self.orphans)
 
     def to_dict(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint,
                 "tasks": [{"repr": t.repr, "name": t.name, "origin": t.origin,
                            "ignored": t.ignored} for t in self.tasks],
                 "threads": list(self.threads), "processes": list(self.processes),
-                "judged": self.judged}
+                "orphans": list(self.orphans), "judged": self.judged}
 
     @classmethod
     def from_dict(cls, data: object) -> Leftovers:
@@ -90,7 +109,8 @@ class Leftovers:
             raise ProtocolError(f"{where}: 'judged' is {judged!r}, expected a bool")
         return cls(checkpoint=checkpoint, tasks=tuple(tasks),
                    threads=tuple(_list_of(data, "threads", str, where)),
-                   processes=tuple(_list_of(data, "processes", str, where)), judged=judged)
+                   processes=tuple(_list_of(data, "processes", str, where)),
+                   orphans=tuple(_list_of(data, "orphans", str, where)), judged=judged)
 
 
 def _list_of(data: dict[str, Any], key: str, kind: type, where: str) -> list[Any]:
@@ -179,29 +199,144 @@ def live_threads(known: Collection[int], join_s: float = THREAD_JOIN_S) -> tuple
     return tuple(left)
 
 
-def kill_child_processes(known: Collection[int]) -> tuple[str, ...]:
-    """Kill every child process but ``known`` (pids), each with its process group."""
-    me = psutil.Process()
-    own_group = os.getpgid(0)
-    found = []
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux 3.4+).
+
+    A subprocess of the target that double-forks, or whose parent exits first, is then
+    re-parented here instead of to init, where no leftover check would see it. False where the
+    kernel has no such call (the sweep then sees only what is still below this process).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
     try:
-        children = me.children(recursive=True)
-    except psutil.Error:
-        return ()
-    for child in children:
-        if child.pid in known:
-            continue
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def is_subreaper() -> bool:
+    """Whether this process adopts its orphaned descendants (asked of the kernel)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        flag = ctypes.c_int(0)
+        return int(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)) == 0 \
+            and flag.value != 0
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Swept:
+    """The processes one sweep found alive and killed, each with its process group."""
+
+    children: tuple[str, ...] = ()  # "pid 123 (sleep 60)": still below what started it
+    orphans: tuple[str, ...] = ()  # re-parented to this process when their parent exited
+
+
+def sweep_processes(known: Collection[int]) -> Swept:
+    """Kill every descendant process but ``known`` (pids), each with its process group.
+
+    A direct child that no subprocess object of this interpreter holds, in a subreaper, is an
+    orphan the kernel re-parented here (its own parent exited: a double fork, a daemon). It is
+    named as such, and reaped once killed; so is an orphan that already ended (a zombie). The
+    target's own subprocesses stay its to reap (its Popen would otherwise misread the status).
+    """
+    me = os.getpid()
+    own_group = os.getpgid(0)
+    adopts = is_subreaper()
+    held: set[int] | None = None  # the pids this interpreter's subprocess objects hold
+    children: list[str] = []
+    orphans: list[str] = []
+    reap: list[int] = []
+    seen = set(known)
+    for _ in range(SWEEP_ROUNDS):
         try:
-            found.append(f"pid {child.pid} ({' '.join(child.cmdline())[:80] or child.name()})")
-            group = os.getpgid(child.pid)
-        except (psutil.Error, ProcessLookupError):
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
-            if group != own_group:
-                os.killpg(group, signal.SIGKILL)  # its group: forks of its own go too
-            else:
-                child.kill()
-    return tuple(found)
+            found = [p for p in psutil.Process(me).children(recursive=True)
+                     if p.pid not in seen]
+        except psutil.Error:
+            break
+        if not found:
+            break
+        for proc in found:
+            seen.add(proc.pid)
+            try:
+                with proc.oneshot():
+                    parent = proc.ppid()
+                    zombie = proc.status() == psutil.STATUS_ZOMBIE
+                    text = "" if zombie else \
+                        f"pid {proc.pid} ({' '.join(proc.cmdline())[:80] or proc.name()})"
+                group = os.getpgid(proc.pid)
+            except (psutil.Error, ProcessLookupError):
+                continue
+            orphan = False
+            if adopts and parent == me:
+                if held is None:
+                    held = _held_pids()
+                orphan = proc.pid not in held
+            if orphan:
+                reap.append(proc.pid)
+            if zombie:  # ended already: nothing left running
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+                if group != own_group:
+                    os.killpg(group, signal.SIGKILL)  # its group: forks of its own go too
+                else:
+                    proc.kill()
+            (orphans if orphan else children).append(text)
+    _reap(reap)
+    return Swept(children=tuple(children), orphans=tuple(orphans))
+
+
+def _held_pids() -> set[int]:
+    """The pids of the subprocesses this interpreter started and still holds an object of:
+    subprocess.Popen (asyncio's subprocesses on the default loop use it), a Popen dropped
+    while running (subprocess keeps it to reap), multiprocessing's processes, and any
+    subprocess transport (uvloop's, which spawns without Popen)."""
+    pids = {p.pid for p in getattr(subprocess, "_active", ()) if isinstance(p, subprocess.Popen)}
+    kinds: list[type] = [subprocess.Popen]
+    multiprocessing = sys.modules.get("multiprocessing.process")
+    if multiprocessing is not None:
+        kinds.append(multiprocessing.BaseProcess)
+    holders = tuple(kinds)
+    transports: dict[type, bool] = {}
+    for obj in gc.get_objects():
+        kind = type(obj)
+        pid: object = None
+        if isinstance(obj, holders):
+            with contextlib.suppress(Exception):  # a closed multiprocessing.Process raises
+                pid = getattr(obj, "pid", None)
+        else:
+            is_transport = transports.get(kind)
+            if is_transport is None:
+                is_transport = transports[kind] = callable(getattr(kind, "get_pid", None)) \
+                    and "Transport" in kind.__name__
+            if not is_transport:
+                continue
+            with contextlib.suppress(Exception):  # a closed transport may refuse
+                pid = obj.get_pid()
+        if isinstance(pid, int):
+            pids.add(pid)
+    return pids
+
+
+def _reap(pids: Collection[int], wait_s: float = REAP_WAIT_S) -> None:
+    """Collect the exit status of orphans this process adopted, so none is left a zombie."""
+    pending = set(pids)
+    deadline = time.monotonic() + wait_s
+    while pending:
+        for pid in list(pending):
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already, or not ours after all
+                done = pid
+            if done:
+                pending.discard(pid)
+        if not pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def child_pids() -> frozenset[int]:
@@ -277,13 +412,20 @@ def _exit_failures(record: Leftovers) -> list[Failure]:
             diagnosis=("A non-daemon thread nobody stops or joins (a pool, a client or a "
                        "worker never closed)",),
         ))
-    if record.processes:
+    if record.processes or record.orphans:
+        # The orphans first: nothing else would have shown them.
+        shown = [*(f"{name}, re-parented to the kit after its parent exited"
+                   for name in record.orphans), *record.processes]
+        diagnosis = (("A subprocess started without waiting for it or terminating it",)
+                     if record.processes else ()) + ((
+            "A daemonized subprocess (a double fork, setsid(), or one whose parent exited "
+            "first) that nothing stops: keep its pid and terminate it in teardown",)
+            if record.orphans else ())
         failures.append(Failure(
             kind="exit",
             message=f"Processes left running {_AFTER[record.checkpoint]}: "
-                    f"{', '.join(record.processes[:MAX_SHOWN])} (killed with their process "
-                    "group)",
+                    f"{', '.join(shown[:MAX_SHOWN])} (killed with their process group)",
             headline="FAILURE: Target left processes running",
-            diagnosis=("A subprocess started without waiting for it or terminating it",),
+            diagnosis=diagnosis,
         ))
     return failures

@@ -8,6 +8,7 @@ goes unanswered), then the staged stop (SIGTERM to its process group, then SIGKI
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -146,7 +147,9 @@ def run_child(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
                                             on_sample=on_sample)
         blocked_loop = _dump_stacks(proc, log_file) if status == "timeout" else None
         if status in ("timeout", "interrupted"):
+            below = _descendants(proc.pid)
             stop_in_stages(proc, terminate_wait_s=deadlines.stop_grace_s, group=True)
+            _kill_survivors(below, log_file)
         returncode = proc.wait()
         cap_section(log_file, log_start)  # a flooding target's output, cut in the middle
         wall_s = time.monotonic() - started
@@ -194,6 +197,30 @@ def _supervise(proc: subprocess.Popen[bytes], reader: SampleReader, *, deadlines
         if elapsed > budgets.get(phase, deadlines.quit_s):
             return "timeout", phase, elapsed
         time.sleep(POLL_S)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _kill_survivors(below: list[psutil.Process], log_file: TextIO) -> None:
+    """Kill what a stopped child left running. The child adopts the target's daemons (a child
+    subreaper, engine/leftovers.py), which sit in sessions of their own out of reach of the
+    signal to its group; with the child gone they would pass to init and outlive the run."""
+    killed = []
+    for process in below:
+        # psutil checks the process is the one listed (its start time), not a reused pid.
+        with contextlib.suppress(psutil.Error):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                name = " ".join(process.cmdline())[:80] or process.name()
+                process.kill()
+                killed.append(f"pid {process.pid} ({name})")
+    if killed:
+        _note(log_file, f"killed {len(killed)} process(es) the stopped scenario left running: "
+                        f"{', '.join(killed[:3])}")
 
 
 def _python_child(pid: int) -> psutil.Process | None:

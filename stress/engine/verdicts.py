@@ -131,7 +131,7 @@ def stream_failures(scenario: Scenario, metrics: Metrics, run: RunFigures | None
                 f"Tokens lost: {metrics.lost} ({metrics.loss_pct:.2f}%, expected none; "
                 f"made: {metrics.messages_sent}, received: {metrics.tokens_received})",
                 metrics),
-            headline="FAILURE: Significant message loss under backpressure",
+            headline=loss_headline(scenario),
             diagnosis=("Incorrect channel buffer policy", "Consumer task panicked",
                        "Race condition in message counting"),
         ))
@@ -177,6 +177,18 @@ def _unexpected(errors: int, injected: int, scenario: Scenario) -> Failure:
                    f"{scenario.conversations})")
     return Failure(kind="errors", message=message,
                    headline="FAILURE: More errors than injected", diagnosis=ERRORS_DIAGNOSIS)
+
+
+def loss_headline(scenario: Scenario) -> str:
+    """The seed's loss headline names the condition of its scenario (backpressure); another
+    scenario's names its own, in the words of its passing line (report.text.pass_suffix)."""
+    if scenario.consumer_delay_us > 0:
+        return "FAILURE: Significant message loss under backpressure"
+    if scenario.error_rate > 0:
+        return "FAILURE: Significant message loss under error injection"
+    if scenario.conversations > 1:
+        return "FAILURE: Significant message loss across concurrent conversations"
+    return "FAILURE: Significant message loss"
 
 
 def counter_failures(scenario: Scenario, metrics: Metrics,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +300,75 @@ def test_a_leftover_process_is_killed_and_reported(tmp_path: Path, scenarios: Pa
     for pid in pids:  # gone (or a zombie waiting for init to reap it)
         with contextlib.suppress(psutil.NoSuchProcess):
             assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="a child subreaper is Linux's (elsewhere a daemon is not seen)")
+def test_a_daemonized_process_is_adopted_killed_and_reported(tmp_path: Path,
+                                                             scenarios: Path) -> None:
+    """A double-forked ``sleep 60`` in a session of its own, whose parent exited: re-parented
+    to the scenario child (a subreaper) rather than to init, so it is found and killed."""
+    out = tmp_path / "out"
+    code, output = run(out, "Daemonizes", "plain", scenarios=scenarios)
+    found = re.search(r"daemon pid (\d+)", log_of(out, "plain"))
+    assert found is not None, output
+    daemon = int(found.group(1))
+    try:
+        assert code == ExitCode.THRESHOLD_FAILED, output
+        result = results_of(out)["plain"]
+        assert result["metrics"]["tokens_received"] == 20000  # the run itself passed
+        assert kinds(result) == ["exit"]
+        failure = only(result, "exit")
+        assert failure["headline"] == "FAILURE: Target left processes running"
+        assert failure["message"] == (
+            f"Processes left running after the measured run: pid {daemon} (sleep 60), "
+            "re-parented to the kit after its parent exited (killed with their process group)")
+        assert failure["diagnosis"] == [
+            "A daemonized subprocess (a double fork, setsid(), or one whose parent exited "
+            "first) that nothing stops: keep its pid and terminate it in teardown"]
+        with pytest.raises(ProcessLookupError):  # killed and reaped, not even a zombie
+            os.kill(daemon, 0)
+    finally:  # never leave it behind when the kit missed it
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(daemon)
+            if process.cmdline() == ["sleep", "60"]:
+                process.kill()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="a child subreaper is Linux's (elsewhere a daemon is not seen)")
+def test_a_hung_target_stopped_by_the_kit_leaves_no_daemon(tmp_path: Path,
+                                                          scenarios: Path) -> None:
+    out = tmp_path / "out"
+    code, output = run(out, "DaemonizesThenHangs", "plain", scenarios=scenarios)
+    found = re.search(r"daemon pid (\d+)", log_of(out, "plain"))
+    assert found is not None, output
+    daemon = int(found.group(1))
+    try:
+        assert code == ExitCode.CRASHED_OR_HUNG, output
+        assert kinds(results_of(out)["plain"]) == ["timeout"]
+        assert f"=== killed 1 process(es) the stopped scenario left running: pid {daemon} " \
+               "(sleep 60) ===" in log_of(out, "plain")
+        # Killed; its zombie is reaped by whoever adopted it when the child died.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            assert psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE
+    finally:  # never leave it behind when the kit missed it
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(daemon)
+            if process.cmdline() == ["sleep", "60"]:
+                process.kill()
+
+
+def test_a_daemon_that_ended_and_a_waited_subprocess_are_no_leftovers(
+        tmp_path: Path, scenarios: Path) -> None:
+    out = tmp_path / "out"
+    code, output = run(out, "DaemonEnds", "plain", scenarios=scenarios)
+    assert code == ExitCode.PASSED, output
+    result = results_of(out)["plain"]
+    assert result["status"] == "passed"
+    assert result["failures"] == []
+    assert "left processes running" not in output
+    assert re.search(r"daemon pid \d+", log_of(out, "plain"))
 
 
 def test_a_target_that_ignores_pacing_fails(tmp_path: Path, scenarios: Path) -> None:

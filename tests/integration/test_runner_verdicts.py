@@ -147,7 +147,7 @@ def test_a_stream_cut_by_a_read_timeout_fails_on_the_error_and_the_loss(
                                           "2500, received: 2500)")
     assert messages(result)[1] == ("Unexpected errors: 1 conversations failed, but the "
                                    "scenario injects no failure (error_rate 0)")
-    assert headlines(result) == ["FAILURE: Significant message loss under backpressure",
+    assert headlines(result) == ["FAILURE: Significant message loss",
                                  "FAILURE: More errors than injected"]
 
 
