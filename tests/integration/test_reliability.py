@@ -5,6 +5,7 @@ that nothing already measured is lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -324,3 +325,88 @@ def test_a_full_disk_drops_the_profiles_and_keeps_the_reports(tmp_path: Path,
         assert any("disk was full" in n or "No space left" in n for n in notes), notes
     finally:
         subprocess.run(["umount", str(out)], check=False)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``path``: a real full disk, not an injected error."""
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (tests/test_results_folder.py injects it)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def free_bytes(path: Path) -> int:
+    found = os.statvfs(path)
+    return found.f_bavail * found.f_frsize
+
+
+def filling_target(folder: Path, out: Path, leave_bytes: int) -> str:
+    """A target whose first run prints until ``out`` has ``leave_bytes`` free: the disk fills
+    while the scenario log is written, and the run itself still passes."""
+    (folder / "filler.py").write_text(
+        "import os, sys\nfrom pathlib import Path\nfrom tests.user_targets import EchoPipeline\n"
+        f"OUT, MARK, LEAVE = {str(out)!r}, Path({str(folder / 'filled')!r}), {leave_bytes}\n"
+        "class Filler(EchoPipeline):\n"
+        "    async def run(self, params, stats, quit):\n"
+        "        if not MARK.exists():\n"
+        "            MARK.touch()\n"
+        "            sys.stdout.write('start of output\\n')\n"
+        "            while (lambda s: s.f_bavail * s.f_frsize)(os.statvfs(OUT)) > LEAVE:\n"
+        "                sys.stdout.write('x' * 1023 + '\\n')\n"
+        "            sys.stdout.write('end of output\\n')\n"
+        "        await super().run(params, stats, quit)\n"
+        "def filler():\n    return Filler()\n", encoding="utf-8")
+    return "filler:filler"
+
+
+def test_a_disk_filled_by_the_log_cuts_the_log_and_keeps_the_reports(
+        tmp_path: Path, quick: Path) -> None:
+    with small_disk(tmp_path / "small", "2m") as out:
+        target = filling_target(tmp_path, out, leave_bytes=8 * 1024)
+        code, stdout, stderr = finish(start("first", "second", "--scenarios", quick,
+                                            "--out", out, "--target", target,
+                                            extra_path=tmp_path))
+        assert "Traceback" not in stderr, stderr
+        assert "internal error" not in stderr, stderr
+        assert code == ExitCode.PASSED, (stdout, stderr)
+        by_name = results(out)
+        assert [by_name[n]["status"] for n in ("first", "second")] == ["passed", "passed"]
+        assert by_name["first"]["metrics"]["tokens_received"] == 2000  # type: ignore[index]
+        for name in ("junit.xml", "summary.md", "report.html"):
+            assert (out / name).stat().st_size > 0
+        (note,) = [n for n in by_name["first"]["notes"]  # type: ignore[attr-defined]
+                   if n.startswith("Dropped:")]
+        assert "from the middle of stress-test-first.log" in note
+        assert "the disk was full" in note
+        summary = (out / "summary.md").read_text(encoding="utf-8")
+        assert "## Dropped for a full disk" in summary
+        assert note in summary
+        log = (out / "stress-test-first.log").read_text(encoding="utf-8")
+        assert "start of output" in log
+        assert "bytes of this log cut here" in log
+        assert len(log) < 100 * 1024
+        assert not any(n.startswith("Dropped:") for n in by_name["second"]["notes"])  # type: ignore[attr-defined]
+
+
+def test_reports_that_do_not_fit_at_all_are_never_green(tmp_path: Path, quick: Path) -> None:
+    with small_disk(tmp_path / "small", "1m") as out:
+        ballast = out / "ballast.bin"  # not the kit's: it stays, and leaves too little room
+        with ballast.open("wb") as fill:
+            while free_bytes(out) > 16 * 1024:
+                fill.write(b"\0" * 4096)
+                fill.flush()
+        code, stdout, stderr = finish(start("first", "second", "--scenarios", quick,
+                                            "--out", out))
+        assert code == ExitCode.CRASHED_OR_HUNG, (stdout, stderr)
+        assert "Traceback" not in stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: --out {out}: the disk is full"), stderr
+        assert "Test passed" in stdout, "each verdict is in the output"
+        for name in ("results.json", "junit.xml", "summary.md", "report.html"):
+            assert not (out / name).exists(), f"{name} of part of the run is left"
+        assert ballast.exists()
