@@ -12,6 +12,7 @@ full disk: ``shrink_log``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -74,12 +75,34 @@ class _SpaceTolerantFile(io.FileIO):
 
 
 class LogFile(io.TextIOWrapper):
-    """The text file ``open_new_text_file`` gives: ``dropped_bytes`` is what a full disk cost."""
+    """The text file ``open_new_text_file`` gives: ``dropped_bytes`` is what a full disk cost;
+    closed, it is under its name again if something replaced that meanwhile."""
 
     @property
     def dropped_bytes(self) -> int:
         raw = self.buffer.raw  # type: ignore[attr-defined]
         return raw.dropped_bytes if isinstance(raw, _SpaceTolerantFile) else 0
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(OSError):  # a full disk: the name keeps what it has
+                self._reclaim_name()
+        super().close()
+
+    def _reclaim_name(self) -> None:
+        """The code under test can replace the log's name while it is written (a link, say):
+        the log goes back under its name, the way every artifact is written."""
+        self.flush()
+        fd = self.fileno()
+        mine = os.fstat(fd)
+        path = Path(self.name)
+        try:
+            there = os.stat(path, follow_symlinks=False)
+            if (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+                return
+        except FileNotFoundError:
+            pass
+        write_file_atomically(path, os.pread(fd, mine.st_size, 0))
 
 
 def open_new_text_file(path: Path) -> LogFile:

@@ -410,3 +410,46 @@ def test_reports_that_do_not_fit_at_all_are_never_green(tmp_path: Path, quick: P
         for name in ("results.json", "junit.xml", "summary.md", "report.html"):
             assert not (out / name).exists(), f"{name} of part of the run is left"
         assert ballast.exists()
+
+
+ARTIFACT_NAMES = ("stress-test-first.log", "first-memray-flamegraph.html",
+                  "first-leaks-flamegraph.html", "first-leak-report.txt",
+                  "first-memray-stats.txt", "first-memray-stats.json",
+                  "first-cpu-flamegraph.svg", "first-cpu-speedscope.json")
+
+
+def test_links_the_target_plants_while_it_runs_are_not_followed(tmp_path: Path,
+                                                                quick: Path) -> None:
+    """The code under test can write into the results folder (a container run mounts it):
+    links it plants at every artifact's name, mid-run, are replaced, never written through."""
+    out = tmp_path / "out"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    (tmp_path / "planter.py").write_text(
+        "import contextlib\nfrom pathlib import Path\n"
+        "from tests.user_targets import EchoPipeline\n"
+        f"OUT, VICTIM, NAMES = Path({str(out)!r}), {str(victim)!r}, {ARTIFACT_NAMES!r}\n"
+        f"MARK = Path({str(tmp_path / 'planted')!r})\n"
+        "class Planter(EchoPipeline):\n"
+        "    async def run(self, params, stats, quit):\n"
+        "        if not MARK.exists():  # the measured run, before any profile is written\n"
+        "            MARK.touch()\n"
+        "            for name in NAMES:  # the open log's name too\n"
+        "                with contextlib.suppress(OSError):\n"
+        "                    (OUT / name).unlink()\n"
+        "                (OUT / name).symlink_to(VICTIM)\n"
+        "        await super().run(params, stats, quit)\n"
+        "def planter():\n    return Planter()\n", encoding="utf-8")
+    code, stdout, stderr = finish(start("first", "--scenarios", quick, "--out", out,
+                                        "--target", "planter:planter",
+                                        "--profile", "memory,cpu", extra_path=tmp_path))
+    assert code == ExitCode.PASSED, (stdout, stderr)
+    assert victim.read_text(encoding="utf-8") == "precious"
+    artifacts = results(out)["first"]["artifacts"]
+    assert {"memray_flamegraph", "cpu_flamegraph"} <= set(artifacts), artifacts  # type: ignore[arg-type]
+    for name in artifacts.values():  # type: ignore[attr-defined]
+        assert not (out / name).is_symlink(), name
+        assert (out / name).stat().st_size > 0, name
+    log = (out / "stress-test-first.log").read_text(encoding="utf-8")
+    assert log.startswith("# scenario first"), "the log is back under its name"
+    assert "✅ Test passed!" in log
