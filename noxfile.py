@@ -36,8 +36,10 @@ def stress(session: nox.Session) -> None:
     stress-results/) on the host either way.
     """
     session.install(".[container]")
+    # On Ctrl-C nox sends SIGTERM, then SIGKILL 0.2 s later by default; the run needs the
+    # container's grace period (30 s) to stop it and write the interrupted results.
     session.run("python", "-m", "stress", "run", "--engine", "auto", "--profile", "memory,cpu",
-                *session.posargs)
+                *session.posargs, terminate_timeout=45)
 
 
 @nox.session(tags=["check"])

@@ -307,3 +307,17 @@ def test_container_options_are_hardened_unless_measuring_the_cost(tmp_path: Path
         "the plain run differs by the hardening only (same mounts, limits, no network)"
     assert plain["network_mode"] == "none"
     assert [m["Target"] for m in plain["mounts"]] == [driver.RESULTS_MOUNT, "/inputs/0/s.yaml"]
+
+
+def test_a_second_signal_ends_the_grace_only_when_it_repeats_the_first(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    box = driver.StressContainer(None, driver.RunConfig(results_dir=tmp_path, image="x"))
+    box.stop(signal.SIGINT)  # a terminal's Ctrl-C reaches the session...
+    graced = box._stop_deadline
+    assert graced > time.monotonic() + box.config.stop_grace_s - 5
+    box.stop(signal.SIGTERM)  # ...and its parent (nox) then sends SIGTERM: the grace stays
+    assert box._stop_deadline == graced
+    box.stop(signal.SIGINT)  # Ctrl-C twice: now
+    assert box._stop_deadline <= time.monotonic()

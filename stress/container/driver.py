@@ -228,10 +228,14 @@ class StressContainer:
 
     def stop(self, signum: int) -> None:
         """Ask the run to end (from a signal handler): the container gets the same signal, and
-        after `stop_grace_s` (or a second request) SIGKILL; run() then returns its code."""
-        first = self._stop_signal is None
-        self._stop_signal = signum
-        self._stop_deadline = time.monotonic() + (self.config.stop_grace_s if first else 0)
+        after `stop_grace_s` (or the same signal again: Ctrl-C twice) SIGKILL; run() then
+        returns its code. Another signal after the first keeps the grace: a terminal's Ctrl-C
+        reaches the whole process group, and a parent such as nox then sends SIGTERM too."""
+        if self._stop_signal is None:
+            self._stop_signal = signum
+            self._stop_deadline = time.monotonic() + self.config.stop_grace_s
+        elif signum == self._stop_signal:
+            self._stop_deadline = time.monotonic()
 
     @property
     def started(self) -> bool:

@@ -446,10 +446,174 @@ def test_links_the_target_plants_while_it_runs_are_not_followed(tmp_path: Path,
     assert code == ExitCode.PASSED, (stdout, stderr)
     assert victim.read_text(encoding="utf-8") == "precious"
     artifacts = results(out)["first"]["artifacts"]
-    assert {"memray_flamegraph", "cpu_flamegraph"} <= set(artifacts), artifacts  # type: ignore[arg-type]
-    for name in artifacts.values():  # type: ignore[attr-defined]
+    assert isinstance(artifacts, dict)
+    assert {"memray_flamegraph", "cpu_flamegraph"} <= set(artifacts), artifacts
+    for name in artifacts.values():
         assert not (out / name).is_symlink(), name
         assert (out / name).stat().st_size > 0, name
     log = (out / "stress-test-first.log").read_text(encoding="utf-8")
     assert log.startswith("# scenario first"), "the log is back under its name"
     assert "✅ Test passed!" in log
+
+
+# -- the container session ------------------------------------------------------------------
+
+SLOW = '''
+import asyncio
+
+
+class Slow:
+    """One token every 50 ms until told to quit: a scenario that is surely running."""
+
+    async def run(self, params, stats, quit):
+        for _ in range(params.messages):
+            if quit.is_set():
+                return
+            await asyncio.sleep(0.05)
+            stats.messages_sent += 1
+            stats.tokens_received += 1
+        stats.streams_completed += 1
+'''
+
+
+@pytest.fixture(scope="module")
+def kit_image() -> Iterator[str]:
+    """The kit's image from these sources, built once (as `nox -s image` does), removed after
+    unless it was there before."""
+    from stress.container import engine
+
+    base = os.environ.get("STRESS_BASE_IMAGE") or "stress-kit-base:trixie"
+    try:
+        client = engine.connect()
+        client.images.get(base)
+    except Exception as exc:  # no engine or no base image: what the docker tests need
+        pytest.skip(f"no container engine with {base} here ({exc})")
+    before = {tag for found in client.images.list() for tag in found.tags}
+    done = subprocess.run([sys.executable, "-m", "stress", "image", "--base", base], cwd=REPO,
+                          env=stress_env(), capture_output=True, text=True, timeout=1200,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tag = done.stdout.split()[-1]
+    yield tag
+    if tag not in before:
+        with contextlib.suppress(Exception):
+            client.images.remove(tag)
+
+
+def labelled_containers() -> set[str]:
+    from stress.container import driver, engine
+
+    client = engine.connect()
+    return {c.id for c in client.containers.list(all=True, filters={"label": driver.RUN_LABEL})}
+
+
+def start_session(folder: Path, out: Path, tag: str, *args: str) -> subprocess.Popen[str]:
+    """`stress-kit run --engine docker` from a folder holding a plain target module, in a
+    process group of its own (so a test can send Ctrl-C to the group, as a terminal does)."""
+    (folder / "slow.py").write_text(SLOW.lstrip(), encoding="utf-8")
+    folder.chmod(0o755)  # the container's user (not root) reads the mount as "others"
+    return subprocess.Popen(
+        [sys.executable, "-m", "stress", "run", *args, "--scenarios", "quick.yaml", "--out",
+         str(out), "--target", "slow:Slow", "--no-evidence", "--engine", "docker",
+         "--no-build", "--image", tag],
+        cwd=folder, env=stress_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM"])
+def test_an_interrupted_container_run_is_exit_4_and_keeps_what_finished(
+        tmp_path: Path, quick: Path, kit_image: str, how: str) -> None:
+    before = labelled_containers()
+    out = tmp_path / "out"
+    session = start_session(tmp_path, out, kit_image, "first", "second", "third")
+    try:
+        wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
+                 what="the first scenario in the container")
+        time.sleep(1.5)
+        if how == "SIGTERM":
+            session.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(session.pid, signal.SIGINT)
+        code, stdout, stderr = finish(session, timeout=120)
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait()
+    assert code == ExitCode.CRASHED_OR_HUNG, (stdout[-3000:], stderr[-3000:])
+    assert "Traceback" not in stderr
+    assert "stopping container" in stderr
+    runner_output = "\n".join(line for line in stdout.splitlines()
+                              if not line.startswith("--- "))  # the session's own lines
+    assert_interrupted_reports(out, runner_output, ["second", "third"])
+    assert results(out)["first"]["status"] == "interrupted"
+    assert labelled_containers() <= before, "no container is left behind"
+    for path in (out, *out.rglob("*")):
+        assert path.lstat().st_uid == os.getuid(), path  # handed back to the host user
+    written = (out / "results.json").stat().st_mtime_ns
+    time.sleep(3)
+    assert (out / "results.json").stat().st_mtime_ns == written, "nothing rewrites it later"
+
+
+@pytest.mark.docker
+def test_a_killed_session_leaves_a_container_the_next_start_reaps(
+        tmp_path: Path, quick: Path, kit_image: str) -> None:
+    from stress.container import driver, engine
+
+    before = labelled_containers()
+    out = tmp_path / "out"
+    session = start_session(tmp_path, out, kit_image, "first")
+    try:
+        wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
+                 what="the scenario in the container")
+    finally:
+        session.kill()
+        session.communicate()
+    (orphan,) = labelled_containers() - before  # the fault: it outlives its session
+    removed = driver.reap_stale(engine.connect(), log=lambda text: None)  # the next start's
+    assert len(removed) >= 1
+    assert orphan not in labelled_containers()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("group", [False, True], ids=["nox alone", "nox's process group"])
+def test_ctrl_c_to_nox_stops_the_container_run_cleanly(
+        tmp_path: Path, quick: Path, kit_image: str, group: bool) -> None:
+    """nox's own `stress` session (no virtualenv, nothing installed): nox answers an interrupt
+    by escalating to SIGTERM and SIGKILL of the session, after the session got the terminal's
+    SIGINT or not; the session must still get the time to stop its container and write the
+    interrupted results."""
+    before = labelled_containers()
+    out = tmp_path / "out"
+    (tmp_path / "slow.py").write_text(SLOW.lstrip(), encoding="utf-8")
+    tmp_path.chmod(0o755)  # the container's user (not root) reads the mount as "others"
+    env = stress_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    nox = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "--no-venv",
+         "--no-install", "-s", "stress", "--", "first", "second", "--scenarios", str(quick),
+         "--out", str(out), "--target", "slow:Slow", "--no-evidence", "--engine", "docker",
+         "--no-build", "--image", kit_image],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
+                 what="the first scenario in the container")
+        time.sleep(1.5)
+        if group:
+            os.killpg(nox.pid, signal.SIGINT)
+        else:
+            nox.send_signal(signal.SIGINT)
+        output, _ = nox.communicate(timeout=120)
+    finally:
+        if nox.poll() is None:
+            nox.kill()
+            nox.wait()
+    assert nox.returncode != 0, output[-3000:]
+    assert results(out)["first"]["status"] == "interrupted", output[-3000:]
+    assert results(out)["second"]["status"] == "not_run"
+    assert labelled_containers() <= before, "no container outlives the session"
+    written = (out / "results.json").stat().st_mtime_ns
+    time.sleep(3)
+    assert (out / "results.json").stat().st_mtime_ns == written, "nothing rewrites it later"
