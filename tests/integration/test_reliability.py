@@ -576,9 +576,10 @@ def test_a_killed_session_leaves_a_container_the_next_start_reaps(
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("group", [False, True], ids=["nox alone", "nox's process group"])
-def test_ctrl_c_to_nox_stops_the_container_run_cleanly(
-        tmp_path: Path, quick: Path, kit_image: str, group: bool) -> None:
+@pytest.mark.parametrize("how", ["SIGINT to nox alone", "SIGINT to nox's group",
+                                 "SIGTERM to nox alone"])
+def test_an_interrupted_nox_stops_the_container_run_cleanly(
+        tmp_path: Path, quick: Path, kit_image: str, how: str) -> None:
     """nox's own `stress` session (no virtualenv, nothing installed): nox answers an interrupt
     by escalating to SIGTERM and SIGKILL of the session, after the session got the terminal's
     SIGINT or not; the session must still get the time to stop its container and write the
@@ -601,10 +602,10 @@ def test_ctrl_c_to_nox_stops_the_container_run_cleanly(
         wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
                  what="the first scenario in the container")
         time.sleep(1.5)
-        if group:
+        if how == "SIGINT to nox's group":
             os.killpg(nox.pid, signal.SIGINT)
         else:
-            nox.send_signal(signal.SIGINT)
+            nox.send_signal(signal.SIGINT if how.startswith("SIGINT") else signal.SIGTERM)
         output, _ = nox.communicate(timeout=120)
     finally:
         if nox.poll() is None:
@@ -617,3 +618,28 @@ def test_ctrl_c_to_nox_stops_the_container_run_cleanly(
     written = (out / "results.json").stat().st_mtime_ns
     time.sleep(3)
     assert (out / "results.json").stat().st_mtime_ns == written, "nothing rewrites it later"
+
+
+def test_memray_flamegraphs_leave_the_source_out_when_asked(tmp_path: Path,
+                                                            quick: Path) -> None:
+    (tmp_path / "allocating.py").write_text(
+        "from tests.user_targets import EchoPipeline\n"
+        "class Allocating(EchoPipeline):\n"
+        "    async def run(self, params, stats, quit):\n"
+        "        kept_by_allocating_7f3a = [bytearray(65536) for _ in range(200)]\n"
+        "        await super().run(params, stats, quit)\n"
+        "        del kept_by_allocating_7f3a\n"
+        "def allocating():\n    return Allocating()\n", encoding="utf-8")
+    pages = {}
+    for flag in ((), ("--no-flamegraph-source",)):
+        out = tmp_path / ("without" if flag else "with")
+        code, stdout, stderr = finish(start("first", "--scenarios", quick, "--out", out,
+                                            "--target", "allocating:allocating", "--profile",
+                                            "memory", *flag, extra_path=tmp_path))
+        assert code == ExitCode.PASSED, (stdout, stderr)
+        artifacts = results(out)["first"]["artifacts"]
+        assert isinstance(artifacts, dict)
+        pages[bool(flag)] = (out / artifacts["memray_flamegraph"]).read_text(encoding="utf-8")
+    assert "kept_by_allocating_7f3a" in pages[False], "the source line, by default"
+    assert "kept_by_allocating_7f3a" not in pages[True]
+    assert "allocating.py" in pages[True], "the file and function names stay"
