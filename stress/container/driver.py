@@ -29,6 +29,7 @@ from stress.container.engine import docker_sdk, first_line
 from stress.container.leftovers import alive, give_tree, results_owner, session_id, user_ids
 from stress.errors import ConfigError, EngineError, ExitCode
 from stress.process import on_interrupt
+from stress.report.files import open_new_binary_file
 
 RESULTS_MOUNT = "/results"  # where the host's results folder appears inside the container
 CONTAINER_LOG = "container.log"  # everything the container printed, kept in the results folder
@@ -205,7 +206,9 @@ class StressContainer:
 
     def _run(self, out: IO[str]) -> int:
         log_path = self.config.results_dir / CONTAINER_LOG
-        with log_path.open("wb") as log_file:
+        # Never through a link an earlier run's code planted there; a full disk costs the
+        # copy in the log, not the run.
+        with open_new_binary_file(log_path) as log_file:
             self._container.start()
             self._started = True
             pump = threading.Thread(target=self._pump, args=(out, log_file), daemon=True)
@@ -214,6 +217,10 @@ class StressContainer:
             if state is None:
                 self._kill()
             pump.join(timeout=10)
+            if log_file.dropped_bytes:
+                print(f"stress-kit: the disk of {self.config.results_dir} is full: "
+                      f"{log_file.dropped_bytes:,} bytes of the container's output are not in "
+                      f"{CONTAINER_LOG}", file=out, flush=True)
             problem = self._problem(state, log_path)
             if problem is not None:
                 with self._write_lock:

@@ -54,8 +54,8 @@ def write_file_atomically(path: Path, data: str | bytes) -> None:
         raise
 
 
-class _SpaceTolerantFile(io.FileIO):
-    """A log's raw file: a write the disk has no room for is counted and dropped, not raised.
+class SpaceTolerantFile(io.FileIO):
+    """A log's raw file: what the disk has no room for is counted and dropped, not raised.
 
     A full disk must not end a scenario that is being measured: the runner's notes in the log
     are worth less than the run's figures, and the reports make room afterwards
@@ -64,14 +64,16 @@ class _SpaceTolerantFile(io.FileIO):
     dropped_bytes = 0
 
     def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
         try:
-            return super().write(data)
+            while done < len(view):  # all of it, or up to the full disk
+                done += super().write(view[done:]) or 0
         except OSError as exc:
             if exc.errno not in FULL_DISK:
                 raise
-            size = memoryview(data).nbytes
-            self.dropped_bytes += size
-            return size  # as if written: the buffer above must not keep retrying it
+            self.dropped_bytes += len(view) - done
+        return len(view)  # as if written: a buffer above must not keep retrying it
 
 
 class LogFile(io.TextIOWrapper):
@@ -81,7 +83,7 @@ class LogFile(io.TextIOWrapper):
     @property
     def dropped_bytes(self) -> int:
         raw = self.buffer.raw  # type: ignore[attr-defined]
-        return raw.dropped_bytes if isinstance(raw, _SpaceTolerantFile) else 0
+        return raw.dropped_bytes if isinstance(raw, SpaceTolerantFile) else 0
 
     def close(self) -> None:
         if not self.closed:
@@ -105,19 +107,24 @@ class LogFile(io.TextIOWrapper):
         write_file_atomically(path, os.pread(fd, mine.st_size, 0))
 
 
-def open_new_text_file(path: Path) -> LogFile:
-    """A file to stream into (a log), created afresh: a link at ``path`` is removed, not
-    followed, and one planted again in between makes the open fail instead of writing through.
-    What a full disk has no room for is dropped and counted (``dropped_bytes``)."""
+def open_new_binary_file(path: Path, *, readable: bool = False) -> SpaceTolerantFile:
+    """``open_new_text_file``'s unbuffered binary file (a stream copied as it comes)."""
     if path.is_symlink():
         path.unlink()
 
     def no_follow(name: str, flags: int) -> int:
         return os.open(name, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
 
+    return SpaceTolerantFile(path, "w+" if readable else "w", opener=no_follow)
+
+
+def open_new_text_file(path: Path) -> LogFile:
+    """A file to stream into (a log), created afresh: a link at ``path`` is removed, not
+    followed, and one planted again in between makes the open fail instead of writing through.
+    What a full disk has no room for is dropped and counted (``dropped_bytes``)."""
     # Keeps its name (a stack dump is read back from it), and readable, so a flood can be
     # cut out of its middle afterwards (engine/capped.py).
-    raw = _SpaceTolerantFile(path, "w+", opener=no_follow)
+    raw = open_new_binary_file(path, readable=True)
     try:
         return LogFile(io.BufferedRandom(raw), encoding="utf-8", newline="\n")
     except BaseException:

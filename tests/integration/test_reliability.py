@@ -6,6 +6,7 @@ that nothing already measured is lost."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -643,3 +644,28 @@ def test_memray_flamegraphs_leave_the_source_out_when_asked(tmp_path: Path,
     assert "kept_by_allocating_7f3a" in pages[False], "the source line, by default"
     assert "kept_by_allocating_7f3a" not in pages[True]
     assert "allocating.py" in pages[True], "the file and function names stay"
+
+
+@pytest.mark.docker
+def test_a_full_disk_costs_a_container_run_its_log_copy_only(tmp_path: Path,
+                                                             kit_image: str) -> None:
+    """The host copies the container's output into container.log as it comes: a full disk
+    there must not stop the output on the terminal nor end the run."""
+    from stress.container import driver, engine
+
+    lines = 3000  # 3 MB of output for a 1 MB folder
+    code = (f"import sys\nfor i in range({lines}):\n    print(f'line {{i}} ' + 'x' * 1000)\n"
+            "print('the end')\nsys.exit(3)\n")
+    with small_disk(tmp_path / "small", "1m") as out:
+        (out / driver.CONTAINER_LOG).symlink_to(tmp_path / "victim.txt")  # planted earlier
+        config = driver.RunConfig(results_dir=out, image=kit_image, timeout_s=120,
+                                  entrypoint=("python", "-c"), command=(code,))
+        terminal = io.StringIO()
+        with driver.StressContainer(engine.connect(), config) as box:
+            assert box.run(terminal) == 3
+        shown = terminal.getvalue()
+        assert shown.count("\nline ") == lines - 1
+        assert "the end" in shown
+        assert f"bytes of the container's output are not in {driver.CONTAINER_LOG}" in shown
+        assert not (out / driver.CONTAINER_LOG).is_symlink()
+        assert not (tmp_path / "victim.txt").exists(), "nothing written through the link"
