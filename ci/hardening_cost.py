@@ -13,8 +13,8 @@ in pairs, alternating which goes first, so drift on a shared machine hits both a
 prints each pair and the median ratio hardened/plain, with its spread (lowest and highest
 pair), of
 
-- the wall time from the container's creation to its exit (the folder's hand-over included,
-  the removal not), and
+- the wall time from the container's creation to its exit (handing the results folder to
+  the image's user included; handing it back and removing the container not), and
 - the scenario's throughput as the run inside measured it (results.json).
 """
 
