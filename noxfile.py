@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -36,8 +37,16 @@ def stress(session: nox.Session) -> None:
     stress-results/) on the host either way.
     """
     session.install(".[container]")
+    # nox dies of a SIGTERM and leaves the run going on alone; taken as Ctrl-C, it stops it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    # On Ctrl-C nox sends SIGTERM, then SIGKILL 0.2 s later by default; the run needs the
+    # container's grace period (30 s) to stop it and write the interrupted results.
     session.run("python", "-m", "stress", "run", "--engine", "auto", "--profile", "memory,cpu",
-                *session.posargs)
+                *session.posargs, terminate_timeout=45)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @nox.session(tags=["check"])

@@ -286,3 +286,38 @@ def test_run_with_docker_required_and_no_engine_exits_5_with_that_line(tmp_path:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: no container engine answered at {socket}")
+
+
+HARDENING_KEYS = {"cap_drop", "security_opt", "read_only", "tmpfs", "pids_limit", "log_config"}
+
+
+def test_container_options_are_hardened_unless_measuring_the_cost(tmp_path: Path) -> None:
+    config = driver.RunConfig(results_dir=tmp_path, image="x", cap_add=("SYS_PTRACE",),
+                              mounts=(Mount(host=tmp_path, container="/inputs/0/s.yaml"),))
+    hardened = driver.container_options(config, user=driver.IMAGE_USER)
+    assert hardened == driver.container_options(config, user=driver.IMAGE_USER, hardened=True)
+    assert set(hardened) >= HARDENING_KEYS
+    assert hardened["cap_drop"] == ["ALL"]
+    assert hardened["cap_add"] == ["SYS_PTRACE"]
+    assert hardened["read_only"] is True
+    assert hardened["security_opt"] == ["no-new-privileges:true"]
+    plain = driver.container_options(config, user=driver.IMAGE_USER, hardened=False)
+    assert not HARDENING_KEYS & set(plain)
+    assert {k: v for k, v in hardened.items() if k not in HARDENING_KEYS} == plain, \
+        "the plain run differs by the hardening only (same mounts, limits, no network)"
+    assert plain["network_mode"] == "none"
+    assert [m["Target"] for m in plain["mounts"]] == [driver.RESULTS_MOUNT, "/inputs/0/s.yaml"]
+
+
+def test_a_second_signal_ends_the_grace_only_when_it_repeats_the_first(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    box = driver.StressContainer(None, driver.RunConfig(results_dir=tmp_path, image="x"))
+    box.stop(signal.SIGINT)  # a terminal's Ctrl-C reaches the session...
+    graced = box._stop_deadline
+    assert graced > time.monotonic() + box.config.stop_grace_s - 5
+    box.stop(signal.SIGTERM)  # ...and its parent (nox) then sends SIGTERM: the grace stays
+    assert box._stop_deadline == graced
+    box.stop(signal.SIGINT)  # Ctrl-C twice: now
+    assert box._stop_deadline <= time.monotonic()

@@ -14,7 +14,7 @@ import pytest
 from stress.engine.capped import cap_section
 from stress.errors import ConfigError, ExitCode
 from stress.report import folder
-from stress.report.files import open_new_text_file, write_file_atomically
+from stress.report.files import DROPPED_NOTE, open_new_text_file, write_file_atomically
 from stress.report.html import render_html
 from stress.report.junit import render_junit
 from stress.report.summary import render_summary
@@ -82,6 +82,63 @@ def test_a_full_disk_drops_the_profiles_and_keeps_the_reports(
     assert "the disk was full" in written[0].notes[-1]
     assert not (tmp_path / "short-memray-flamegraph.html").exists()
     assert written[1] == result(LONG)
+
+
+def test_a_full_disk_cuts_the_logs_when_dropping_the_profiles_is_not_enough(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "stress-test-short.log"
+    log.write_text("the header\n" + "".join(f"output line {i}\n" for i in range(50_000))
+                   + "the verdict\n", encoding="utf-8")
+    logged = dataclasses.replace(result(SHORT), artifacts={"log": log.name})
+    calls = {"n": 0}
+
+    def full_twice(path: Path, data: str | bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_file_atomically(path, data)
+
+    monkeypatch.setattr("stress.report.write_file_atomically", full_twice)
+    (written,) = folder.write_reports_safely([logged], tmp_path)
+    text = log.read_text(encoding="utf-8")
+    assert text.startswith("the header\n")
+    assert text.endswith("the verdict\n")
+    assert len(text.encode()) < 2 * folder.LOG_KEEP_BYTES + 200
+    (note,) = [n for n in written.notes if n.startswith(DROPPED_NOTE)]
+    assert f"from the middle of {log.name}" in note
+    assert "the disk was full" in note
+    assert "bytes of this log cut here: the disk was full" in text
+    assert note in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+def test_reports_that_never_fit_are_an_error_and_leave_no_partial_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_file_atomically(tmp_path / "results.json", "an earlier write, of part of the run")
+
+    def full(path: Path, data: str | bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("stress.report.write_file_atomically", full)
+    kept = folder.write_reports_safely([result(SHORT)], tmp_path, final=False)
+    assert kept == [result(SHORT)], "after a scenario: the next write tries again"
+    assert (tmp_path / "results.json").exists()
+    with pytest.raises(folder.FullDiskError, match=r"the disk is full") as raised:
+        folder.write_reports_safely([result(SHORT)], tmp_path)
+    assert raised.value.exit_code == ExitCode.CRASHED_OR_HUNG
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_log_on_a_full_disk_counts_what_it_dropped_instead_of_raising() -> None:
+    full = Path("/dev/full")  # every write there fails with ENOSPC, as on a full disk
+    if not full.exists():
+        pytest.skip("no /dev/full here")
+    with open_new_text_file(full) as log:
+        log.write("the runner's header\n")
+        log.flush()
+        log.write("x" * 100_000)
+        log.flush()
+    assert log.dropped_bytes == len("the runner's header\n") + 100_000
 
 
 def test_other_write_errors_are_not_mistaken_for_a_full_disk(

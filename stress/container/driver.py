@@ -29,6 +29,7 @@ from stress.container.engine import docker_sdk, first_line
 from stress.container.leftovers import alive, give_tree, results_owner, session_id, user_ids
 from stress.errors import ConfigError, EngineError, ExitCode
 from stress.process import on_interrupt
+from stress.report.files import open_new_binary_file
 
 RESULTS_MOUNT = "/results"  # where the host's results folder appears inside the container
 CONTAINER_LOG = "container.log"  # everything the container printed, kept in the results folder
@@ -83,6 +84,50 @@ class RunConfig:
                               "of seconds")
 
 
+def container_options(cfg: RunConfig, *, user: str | None,
+                      hardened: bool = True) -> dict[str, Any]:
+    """The docker SDK's `containers.create` arguments for one run (all but image and name).
+
+    Always hardened in a run; ``hardened=False`` leaves out what the hardening adds (a read-only
+    root with a tmpfs /tmp, no capabilities, no-new-privileges, the pids limit, log rotation),
+    for ci/hardening_cost.py to measure what it costs. The isolation the run needs (no network,
+    the memory and CPU limits) and the mounts stay either way.
+    """
+    docker = docker_sdk()
+    # A list of mounts, each to its own container path: two inputs in one host folder
+    # cannot replace each other (a mapping keyed by host path could).
+    mounts = [docker.types.Mount(RESULTS_MOUNT, str(cfg.results_dir.resolve()), type="bind",
+                                 read_only=False)]
+    mounts += [docker.types.Mount(m.container, str(m.host.resolve()), type="bind",
+                                  read_only=True) for m in cfg.mounts]
+    environment = dict(cfg.environment)
+    if user is not None and not user.startswith("0:"):
+        # An arbitrary uid has no home in the image; tools that cache under ~ need one.
+        environment.setdefault("HOME", "/tmp")
+    options: dict[str, Any] = {
+        "command": list(cfg.command),
+        "entrypoint": list(cfg.entrypoint) if cfg.entrypoint is not None else None,
+        "user": user, "mounts": mounts, "environment": environment,
+        "working_dir": cfg.working_dir,
+        "mem_limit": cfg.memory_limit, "memswap_limit": cfg.memory_limit,  # no swap either
+        "nano_cpus": int(cfg.cpus * 1e9) if cfg.cpus is not None else None,
+        "network_disabled": True, "network_mode": "none", "init": True, "detach": True,
+        "labels": {RUN_LABEL: "1", SESSION_LABEL: session_id()},
+    }
+    if hardened:
+        options.update(
+            cap_drop=["ALL"], cap_add=list(cfg.cap_add),
+            security_opt=["no-new-privileges:true"], read_only=True,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={cfg.tmp_size},mode=1777"},
+            pids_limit=cfg.pids_limit,
+            log_config=docker.types.LogConfig(type="json-file", config={
+                "max-size": cfg.log_max_size, "max-file": str(cfg.log_max_files)}),
+        )
+    elif cfg.cap_add:
+        options.update(cap_add=list(cfg.cap_add))
+    return options
+
+
 def host_user() -> str | None:
     if not hasattr(os, "getuid"):
         return None  # Windows: the engine's VM maps file ownership itself
@@ -96,9 +141,10 @@ class StressContainer:
     returns its exit code, or 4 (crashed or hung) when it was killed for the timeout or memory.
     """
 
-    def __init__(self, client: Any, config: RunConfig) -> None:
+    def __init__(self, client: Any, config: RunConfig, *, hardened: bool = True) -> None:
         self.client = client
         self.config = config
+        self.hardened = hardened  # False only to measure what the hardening costs
         self.name = f"stress-kit-{uuid.uuid4().hex[:12]}"
         self._container: Any = None
         self._write_lock = threading.Lock()
@@ -112,43 +158,20 @@ class StressContainer:
         docker = docker_sdk()
         cfg.results_dir.mkdir(parents=True, exist_ok=True)
         reap_stale(self.client)
-        # A list of mounts, each to its own container path: two inputs in one host folder
-        # cannot replace each other (a mapping keyed by host path could).
-        mounts = [docker.types.Mount(RESULTS_MOUNT, str(cfg.results_dir.resolve()),
-                                     type="bind", read_only=False)]
-        mounts += [docker.types.Mount(m.container, str(m.host.resolve()), type="bind",
-                                      read_only=True) for m in cfg.mounts]
-        user = cfg.user or self._default_user()
+        user = cfg.user or (self._default_user() if self.hardened else host_user())
         if user == IMAGE_USER:
             for mount in cfg.mounts:
                 _check_readable(mount)
             self._hand_back = results_owner(cfg.results_dir)
             give_tree(cfg.results_dir, *user_ids(IMAGE_USER))
-        environment = dict(cfg.environment)
-        if user is not None and not user.startswith("0:"):
-            # An arbitrary uid has no home in the image; tools that cache under ~ need one.
-            environment.setdefault("HOME", "/tmp")
+        options = container_options(cfg, user=user, hardened=self.hardened)
         try:
-            self._container = self.client.containers.create(
-                cfg.image, command=list(cfg.command), name=self.name,
-                entrypoint=list(cfg.entrypoint) if cfg.entrypoint is not None else None,
-                user=user, mounts=mounts, environment=environment,
-                working_dir=cfg.working_dir, cap_drop=["ALL"], cap_add=list(cfg.cap_add),
-                security_opt=["no-new-privileges:true"], read_only=True,
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={cfg.tmp_size},mode=1777"},
-                pids_limit=cfg.pids_limit,
-                log_config=docker.types.LogConfig(type="json-file", config={
-                    "max-size": cfg.log_max_size, "max-file": str(cfg.log_max_files)}),
-                mem_limit=cfg.memory_limit, memswap_limit=cfg.memory_limit,  # no swap either
-                nano_cpus=int(cfg.cpus * 1e9) if cfg.cpus is not None else None,
-                network_disabled=True, network_mode="none", init=True, detach=True,
-                labels={RUN_LABEL: "1", SESSION_LABEL: session_id()},
-            )
-        except docker_sdk().errors.ImageNotFound as exc:
+            self._container = self.client.containers.create(cfg.image, name=self.name, **options)
+        except docker.errors.ImageNotFound as exc:
             self._give_back()
             raise EngineError(f"image {cfg.image} is not on this engine: build it with "
                               "`stress-kit image`") from exc
-        except docker_sdk().errors.DockerException as exc:
+        except docker.errors.DockerException as exc:
             self._give_back()
             raise EngineError(f"could not create a container from {cfg.image}: "
                               f"{first_line(exc)}") from exc
@@ -183,7 +206,9 @@ class StressContainer:
 
     def _run(self, out: IO[str]) -> int:
         log_path = self.config.results_dir / CONTAINER_LOG
-        with log_path.open("wb") as log_file:
+        # Never through a link an earlier run's code planted there; a full disk costs the
+        # copy in the log, not the run.
+        with open_new_binary_file(log_path) as log_file:
             self._container.start()
             self._started = True
             pump = threading.Thread(target=self._pump, args=(out, log_file), daemon=True)
@@ -192,6 +217,10 @@ class StressContainer:
             if state is None:
                 self._kill()
             pump.join(timeout=10)
+            if log_file.dropped_bytes:
+                print(f"stress-kit: the disk of {self.config.results_dir} is full: "
+                      f"{log_file.dropped_bytes:,} bytes of the container's output are not in "
+                      f"{CONTAINER_LOG}", file=out, flush=True)
             problem = self._problem(state, log_path)
             if problem is not None:
                 with self._write_lock:
@@ -206,10 +235,14 @@ class StressContainer:
 
     def stop(self, signum: int) -> None:
         """Ask the run to end (from a signal handler): the container gets the same signal, and
-        after `stop_grace_s` (or a second request) SIGKILL; run() then returns its code."""
-        first = self._stop_signal is None
-        self._stop_signal = signum
-        self._stop_deadline = time.monotonic() + (self.config.stop_grace_s if first else 0)
+        after `stop_grace_s` (or the same signal again: Ctrl-C twice) SIGKILL; run() then
+        returns its code. Another signal after the first keeps the grace: a terminal's Ctrl-C
+        reaches the whole process group, and a parent such as nox then sends SIGTERM too."""
+        if self._stop_signal is None:
+            self._stop_signal = signum
+            self._stop_deadline = time.monotonic() + self.config.stop_grace_s
+        elif signum == self._stop_signal:
+            self._stop_deadline = time.monotonic()
 
     @property
     def started(self) -> bool:

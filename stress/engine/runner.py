@@ -21,7 +21,7 @@ from stress.engine.environment import environment
 from stress.engine.options import ProfileKind, RunOptions
 from stress.engine.protocol import Sample
 from stress.engine.supervise import ChildRun, StopRequest, run_child
-from stress.report.files import bounded_name, open_new_text_file
+from stress.report.files import DROPPED_NOTE, bounded_name, open_new_text_file
 from stress.results import (
     MISSING_PROFILE_NOTE,
     Environment,
@@ -190,6 +190,10 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
             outcome.notes.append("Interrupted during profiling: the last profile covers the run "
                                  "until then" + (f"; not profiled: {left}" if left else ""))
         interrupted = stop.requested
+    if log_file.dropped_bytes:  # a full disk: the measured figures matter more than the log
+        outcome.notes.append(f"{DROPPED_NOTE} {log_file.dropped_bytes:,} bytes of the runner's "
+                             f"lines in {name}: the disk was full during this scenario (the "
+                             "target's own output may be missing too; a crash may be the disk's)")
     if outcome.leaked_mb is not None:
         metrics = dataclasses.replace(metrics, leaked_mb=outcome.leaked_mb)
     # A hang after the measured run (quit, teardown, exit) keeps the measured run's verdicts.

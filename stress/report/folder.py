@@ -7,15 +7,16 @@ cleared of the kit's own stale files, and given its reports even when the disk i
 - ``remove_stale_files`` removes, before the run, the files an earlier run of the kit left
   there: every artifact named by the earlier results.json, and the artifacts the chosen
   scenarios would write. The reports are replaced anyway; files the kit did not write stay.
-- ``write_reports_safely``: when the disk is full (ENOSPC, EDQUOT), the profiles go first, with
-  a note on each scenario, so results.json, junit.xml, summary.md and report.html still fit.
+- ``write_reports_safely``: when the disk is full (ENOSPC, EDQUOT), the profiles go first, then
+  the middle of each scenario log, with a note on each scenario, so results.json, junit.xml,
+  summary.md and report.html still fit; if even then they do not, the run is exit 4, never
+  green, in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import json
 import logging
@@ -25,14 +26,14 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stress.errors import ConfigError
-from stress.report.files import bounded_name
+from stress.errors import ConfigError, ExitCode, StressError
+from stress.report.files import DROPPED_NOTE, FULL_DISK, bounded_name, shrink_log
 from stress.results import Result
 
 log = logging.getLogger("stress.report.folder")
 
 LOCK_NAME = ".stress-run.lock"
-FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
+LOG_KEEP_BYTES = 32 * 1024  # of a log's start and of its end, when the disk is full
 # The file names each scenario's artifacts get (engine/runner.py, stress/profiling/*).
 ARTIFACT_SUFFIXES = ("-memray.bin", "-memray-flamegraph.html", "-leaks-flamegraph.html",
                      "-memray-stats.txt", "-memray-stats.json", "-leak-report.txt",
@@ -143,30 +144,82 @@ def drop_profiles(results: list[Result], out: Path, why: str) -> list[Result]:
             if (plain := _plain_name(name)) is not None:
                 with contextlib.suppress(OSError):
                     (out / plain).unlink()
-        note = f"Profiles dropped ({', '.join(sorted(profiles.values()))}): {why}"
+        note = f"{DROPPED_NOTE} the profiles ({', '.join(sorted(profiles.values()))}): {why}"
         dropped.append(dataclasses.replace(
             result, artifacts={k: v for k, v in result.artifacts.items() if k == "log"},
             notes=(*result.notes, note)))
     return dropped
 
 
+def cut_logs(results: list[Result], out: Path, why: str) -> list[Result]:
+    """Each result's log cut to its first and last part (LOG_KEEP_BYTES each), a note saying
+    how much went and why; a log already that small is left alone."""
+    cut_results = []
+    for result in results:
+        name = _plain_name(result.artifacts.get("log"))
+        cut = 0
+        if name is not None:
+            with contextlib.suppress(OSError):  # gone or not a file: nothing to make room with
+                cut = shrink_log(out / name, keep_bytes=LOG_KEEP_BYTES, why=why)
+        if not cut:
+            cut_results.append(result)
+            continue
+        note = (f"{DROPPED_NOTE} {cut:,} bytes from the middle of {name} (its first and last "
+                f"{LOG_KEEP_BYTES // 1024} KB kept): {why}")
+        cut_results.append(dataclasses.replace(result, notes=(*result.notes, note)))
+    return cut_results
+
+
+class FullDiskError(StressError):
+    """The reports do not fit even with the profiles dropped and the logs cut: never green."""
+
+    exit_code = ExitCode.CRASHED_OR_HUNG
+
+
 def write_reports_safely(results: list[Result], out: Path, *,
                          baseline: list[Result] | None = None, final: bool = True) -> list[Result]:
-    """``write_reports``; on a full disk the profiles are dropped (noted) and it tries again.
+    """``write_reports``; on a full disk the profiles are dropped, then the logs cut (each
+    noted), and it tries again after each.
 
     Returns the results as written: the caller keeps them, so the notes stay in later writes.
+    When even that does not fit, a write after a scenario gives up until the next one, and
+    the final write removes the reports an earlier write left (they describe part of the
+    run as if it were all) and raises FullDiskError: exit 4, in one line.
     """
-    from stress.report import write_reports
+    from stress.report import REPORT_FILES, write_reports
 
-    try:
-        write_reports(results, out, baseline=baseline, final=final)
+    def attempt() -> OSError | None:
+        """None when written; the full disk's error otherwise (any other error is raised)."""
+        try:
+            write_reports(results, out, baseline=baseline, final=final)
+        except OSError as exc:
+            if not is_full_disk(exc):
+                raise
+            return exc
+        return None
+
+    full = attempt()
+    for make_room, what in ((drop_profiles, "dropped the profiles"),
+                            (cut_logs, "cut the middle of the scenario logs")):
+        if full is None:
+            return results
+        before = results
+        results = make_room(results, out, f"the disk was full ({full.strerror}); the reports "
+                                          "were kept instead")
+        if results != before:  # said once, when it happens (each result carries its note)
+            log.warning("the disk of %s is full (%s): %s to make room for the reports", out,
+                        full.strerror, what)
+        full = attempt()
+    if full is None:
         return results
-    except OSError as exc:
-        if not is_full_disk(exc):
-            raise
-        log.warning("the disk of %s is full (%s): dropping the profiles to make room for the "
-                    "reports", out, exc.strerror)
-        why = f"the disk was full ({exc.strerror}); the reports were kept instead"
-        results = drop_profiles(results, out, why)
-    write_reports(results, out, baseline=baseline, final=final)
-    return results
+    if not final:
+        log.debug("the disk of %s is full (%s): the reports wait for the next scenario", out,
+                  full.strerror)
+        return results
+    for name in REPORT_FILES:
+        with contextlib.suppress(OSError):
+            (out / name).unlink()
+    raise FullDiskError(
+        f"--out {out}: the disk is full ({full.strerror}): the reports do not fit even with "
+        "the profiles dropped and the logs cut, so none is there (each scenario's verdict is "
+        "in the output above); free some space and run again") from full

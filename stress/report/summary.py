@@ -6,6 +6,7 @@ import re
 from urllib.parse import quote
 
 from stress.errors import ExitCode
+from stress.report.files import DROPPED_NOTE
 from stress.report.tables import (
     ThresholdRow,
     change_pct,
@@ -126,6 +127,14 @@ def thresholds_verdict(results: list[Result], rows: list[ThresholdRow]) -> str:
     return "**All baselines exceeded** ✅"
 
 
+def _notes_section(results: list[Result], heading: str, prefix: str) -> list[str]:
+    noted = [(r, note) for r in results for note in r.notes if note.startswith(prefix)]
+    if not noted:
+        return []
+    return ["", f"## {heading}", "",
+            *(f"- {md_cell(r.scenario.name)}: {md_cell(note)}" for r, note in noted)]
+
+
 def render_summary(results: list[Result], *, baseline: list[Result] | None = None,
                    final: bool = True) -> str:
     passed = sum(r.passed for r in results)
@@ -177,11 +186,9 @@ def render_summary(results: list[Result], *, baseline: list[Result] | None = Non
                 lines += ["", "Profiles of this failure (in the results folder):", ""]
                 lines += [f"- {md_cell(label)}: [{md_cell(path)}]({quote(path)})"
                           for label, path in evidence]
-    missing = [(r, note) for r in results for note in r.notes
-               if note.startswith(MISSING_PROFILE_NOTE)]
-    if missing:  # a profile asked for and not written is never silent
-        lines += ["", "## Missing profiles", ""]
-        lines += [f"- {md_cell(r.scenario.name)}: {md_cell(note)}" for r, note in missing]
+    # A profile asked for and not written is never silent; nor is what a full disk cost.
+    lines += _notes_section(results, "Missing profiles", MISSING_PROFILE_NOTE)
+    lines += _notes_section(results, "Dropped for a full disk", DROPPED_NOTE)
     if results:
         lines += ["", "_Plots, flamegraphs, leak reports and logs: report.html in the results "
                       "folder._"]

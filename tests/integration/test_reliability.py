@@ -5,6 +5,8 @@ that nothing already measured is lost."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -12,7 +14,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -324,3 +326,346 @@ def test_a_full_disk_drops_the_profiles_and_keeps_the_reports(tmp_path: Path,
         assert any("disk was full" in n or "No space left" in n for n in notes), notes
     finally:
         subprocess.run(["umount", str(out)], check=False)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``path``: a real full disk, not an injected error."""
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (tests/test_results_folder.py injects it)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def free_bytes(path: Path) -> int:
+    found = os.statvfs(path)
+    return found.f_bavail * found.f_frsize
+
+
+def filling_target(folder: Path, out: Path, leave_bytes: int) -> str:
+    """A target whose first run prints until ``out`` has ``leave_bytes`` free: the disk fills
+    while the scenario log is written, and the run itself still passes."""
+    (folder / "filler.py").write_text(
+        "import os, sys\nfrom pathlib import Path\nfrom tests.user_targets import EchoPipeline\n"
+        f"OUT, MARK, LEAVE = {str(out)!r}, Path({str(folder / 'filled')!r}), {leave_bytes}\n"
+        "class Filler(EchoPipeline):\n"
+        "    async def run(self, params, stats, quit):\n"
+        "        if not MARK.exists():\n"
+        "            MARK.touch()\n"
+        "            sys.stdout.write('start of output\\n')\n"
+        "            while (lambda s: s.f_bavail * s.f_frsize)(os.statvfs(OUT)) > LEAVE:\n"
+        "                sys.stdout.write('x' * 1023 + '\\n')\n"
+        "            sys.stdout.write('end of output\\n')\n"
+        "        await super().run(params, stats, quit)\n"
+        "def filler():\n    return Filler()\n", encoding="utf-8")
+    return "filler:filler"
+
+
+def test_a_disk_filled_by_the_log_cuts_the_log_and_keeps_the_reports(
+        tmp_path: Path, quick: Path) -> None:
+    with small_disk(tmp_path / "small", "2m") as out:
+        target = filling_target(tmp_path, out, leave_bytes=8 * 1024)
+        code, stdout, stderr = finish(start("first", "second", "--scenarios", quick,
+                                            "--out", out, "--target", target,
+                                            extra_path=tmp_path))
+        assert "Traceback" not in stderr, stderr
+        assert "internal error" not in stderr, stderr
+        assert code == ExitCode.PASSED, (stdout, stderr)
+        by_name = results(out)
+        assert [by_name[n]["status"] for n in ("first", "second")] == ["passed", "passed"]
+        assert by_name["first"]["metrics"]["tokens_received"] == 2000  # type: ignore[index]
+        for name in ("junit.xml", "summary.md", "report.html"):
+            assert (out / name).stat().st_size > 0
+        (note,) = [n for n in by_name["first"]["notes"]  # type: ignore[attr-defined]
+                   if n.startswith("Dropped:")]
+        assert "from the middle of stress-test-first.log" in note
+        assert "the disk was full" in note
+        summary = (out / "summary.md").read_text(encoding="utf-8")
+        assert "## Dropped for a full disk" in summary
+        assert note in summary
+        log = (out / "stress-test-first.log").read_text(encoding="utf-8")
+        assert "start of output" in log
+        assert "bytes of this log cut here" in log
+        assert len(log) < 100 * 1024
+        assert not any(n.startswith("Dropped:") for n in by_name["second"]["notes"])  # type: ignore[attr-defined]
+
+
+def test_reports_that_do_not_fit_at_all_are_never_green(tmp_path: Path, quick: Path) -> None:
+    with small_disk(tmp_path / "small", "1m") as out:
+        ballast = out / "ballast.bin"  # not the kit's: it stays, and leaves too little room
+        with ballast.open("wb") as fill:
+            while free_bytes(out) > 16 * 1024:
+                fill.write(b"\0" * 4096)
+                fill.flush()
+        code, stdout, stderr = finish(start("first", "second", "--scenarios", quick,
+                                            "--out", out))
+        assert code == ExitCode.CRASHED_OR_HUNG, (stdout, stderr)
+        assert "Traceback" not in stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: --out {out}: the disk is full"), stderr
+        assert "Test passed" in stdout, "each verdict is in the output"
+        for name in ("results.json", "junit.xml", "summary.md", "report.html"):
+            assert not (out / name).exists(), f"{name} of part of the run is left"
+        assert ballast.exists()
+
+
+ARTIFACT_NAMES = ("stress-test-first.log", "first-memray-flamegraph.html",
+                  "first-leaks-flamegraph.html", "first-leak-report.txt",
+                  "first-memray-stats.txt", "first-memray-stats.json",
+                  "first-cpu-flamegraph.svg", "first-cpu-speedscope.json")
+
+
+def test_links_the_target_plants_while_it_runs_are_not_followed(tmp_path: Path,
+                                                                quick: Path) -> None:
+    """The code under test can write into the results folder (a container run mounts it):
+    links it plants at every artifact's name, mid-run, are replaced, never written through."""
+    out = tmp_path / "out"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    (tmp_path / "planter.py").write_text(
+        "import contextlib\nfrom pathlib import Path\n"
+        "from tests.user_targets import EchoPipeline\n"
+        f"OUT, VICTIM, NAMES = Path({str(out)!r}), {str(victim)!r}, {ARTIFACT_NAMES!r}\n"
+        f"MARK = Path({str(tmp_path / 'planted')!r})\n"
+        "class Planter(EchoPipeline):\n"
+        "    async def run(self, params, stats, quit):\n"
+        "        if not MARK.exists():  # the measured run, before any profile is written\n"
+        "            MARK.touch()\n"
+        "            for name in NAMES:  # the open log's name too\n"
+        "                with contextlib.suppress(OSError):\n"
+        "                    (OUT / name).unlink()\n"
+        "                (OUT / name).symlink_to(VICTIM)\n"
+        "        await super().run(params, stats, quit)\n"
+        "def planter():\n    return Planter()\n", encoding="utf-8")
+    code, stdout, stderr = finish(start("first", "--scenarios", quick, "--out", out,
+                                        "--target", "planter:planter",
+                                        "--profile", "memory,cpu", extra_path=tmp_path))
+    assert code == ExitCode.PASSED, (stdout, stderr)
+    assert victim.read_text(encoding="utf-8") == "precious"
+    artifacts = results(out)["first"]["artifacts"]
+    assert isinstance(artifacts, dict)
+    assert {"memray_flamegraph", "cpu_flamegraph"} <= set(artifacts), artifacts
+    for name in artifacts.values():
+        assert not (out / name).is_symlink(), name
+        assert (out / name).stat().st_size > 0, name
+    log = (out / "stress-test-first.log").read_text(encoding="utf-8")
+    assert log.startswith("# scenario first"), "the log is back under its name"
+    assert "✅ Test passed!" in log
+
+
+# -- the container session ------------------------------------------------------------------
+
+SLOW = '''
+import asyncio
+
+
+class Slow:
+    """One token every 50 ms until told to quit: a scenario that is surely running."""
+
+    async def run(self, params, stats, quit):
+        for _ in range(params.messages):
+            if quit.is_set():
+                return
+            await asyncio.sleep(0.05)
+            stats.messages_sent += 1
+            stats.tokens_received += 1
+        stats.streams_completed += 1
+'''
+
+
+@pytest.fixture(scope="module")
+def kit_image() -> Iterator[str]:
+    """The kit's image from these sources, built once (as `nox -s image` does), removed after
+    unless it was there before."""
+    from stress.container import engine
+
+    base = os.environ.get("STRESS_BASE_IMAGE") or "stress-kit-base:trixie"
+    try:
+        client = engine.connect()
+        client.images.get(base)
+    except Exception as exc:  # no engine or no base image: what the docker tests need
+        pytest.skip(f"no container engine with {base} here ({exc})")
+    before = {tag for found in client.images.list() for tag in found.tags}
+    done = subprocess.run([sys.executable, "-m", "stress", "image", "--base", base], cwd=REPO,
+                          env=stress_env(), capture_output=True, text=True, timeout=1200,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tag = done.stdout.split()[-1]
+    yield tag
+    if tag not in before:
+        with contextlib.suppress(Exception):
+            client.images.remove(tag)
+
+
+def labelled_containers() -> set[str]:
+    from stress.container import driver, engine
+
+    client = engine.connect()
+    return {c.id for c in client.containers.list(all=True, filters={"label": driver.RUN_LABEL})}
+
+
+def start_session(folder: Path, out: Path, tag: str, *args: str) -> subprocess.Popen[str]:
+    """`stress-kit run --engine docker` from a folder holding a plain target module, in a
+    process group of its own (so a test can send Ctrl-C to the group, as a terminal does)."""
+    (folder / "slow.py").write_text(SLOW.lstrip(), encoding="utf-8")
+    folder.chmod(0o755)  # the container's user (not root) reads the mount as "others"
+    return subprocess.Popen(
+        [sys.executable, "-m", "stress", "run", *args, "--scenarios", "quick.yaml", "--out",
+         str(out), "--target", "slow:Slow", "--no-evidence", "--engine", "docker",
+         "--no-build", "--image", tag],
+        cwd=folder, env=stress_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("how", ["SIGINT to the group", "SIGTERM"])
+def test_an_interrupted_container_run_is_exit_4_and_keeps_what_finished(
+        tmp_path: Path, quick: Path, kit_image: str, how: str) -> None:
+    before = labelled_containers()
+    out = tmp_path / "out"
+    session = start_session(tmp_path, out, kit_image, "first", "second", "third")
+    try:
+        wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
+                 what="the first scenario in the container")
+        time.sleep(1.5)
+        if how == "SIGTERM":
+            session.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(session.pid, signal.SIGINT)
+        code, stdout, stderr = finish(session, timeout=120)
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait()
+    assert code == ExitCode.CRASHED_OR_HUNG, (stdout[-3000:], stderr[-3000:])
+    assert "Traceback" not in stderr
+    assert "stopping container" in stderr
+    runner_output = "\n".join(line for line in stdout.splitlines()
+                              if not line.startswith("--- "))  # the session's own lines
+    assert_interrupted_reports(out, runner_output, ["second", "third"])
+    assert results(out)["first"]["status"] == "interrupted"
+    assert labelled_containers() <= before, "no container is left behind"
+    for path in (out, *out.rglob("*")):
+        assert path.lstat().st_uid == os.getuid(), path  # handed back to the host user
+    written = (out / "results.json").stat().st_mtime_ns
+    time.sleep(3)
+    assert (out / "results.json").stat().st_mtime_ns == written, "nothing rewrites it later"
+
+
+@pytest.mark.docker
+def test_a_killed_session_leaves_a_container_the_next_start_reaps(
+        tmp_path: Path, quick: Path, kit_image: str) -> None:
+    from stress.container import driver, engine
+
+    before = labelled_containers()
+    out = tmp_path / "out"
+    session = start_session(tmp_path, out, kit_image, "first")
+    try:
+        wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
+                 what="the scenario in the container")
+    finally:
+        session.kill()
+        session.communicate()
+    (orphan,) = labelled_containers() - before  # the fault: it outlives its session
+    removed = driver.reap_stale(engine.connect(), log=lambda text: None)  # the next start's
+    assert len(removed) >= 1
+    assert orphan not in labelled_containers()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("how", ["SIGINT to nox alone", "SIGINT to nox's group",
+                                 "SIGTERM to nox alone"])
+def test_an_interrupted_nox_stops_the_container_run_cleanly(
+        tmp_path: Path, quick: Path, kit_image: str, how: str) -> None:
+    """nox's own `stress` session (no virtualenv, nothing installed): nox answers an interrupt
+    by escalating to SIGTERM and SIGKILL of the session, after the session got the terminal's
+    SIGINT or not; the session must still get the time to stop its container and write the
+    interrupted results."""
+    before = labelled_containers()
+    out = tmp_path / "out"
+    (tmp_path / "slow.py").write_text(SLOW.lstrip(), encoding="utf-8")
+    tmp_path.chmod(0o755)  # the container's user (not root) reads the mount as "others"
+    env = stress_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    nox = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "--no-venv",
+         "--no-install", "-s", "stress", "--", "first", "second", "--scenarios", str(quick),
+         "--out", str(out), "--target", "slow:Slow", "--no-evidence", "--engine", "docker",
+         "--no-build", "--image", kit_image],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
+                 what="the first scenario in the container")
+        time.sleep(1.5)
+        if how == "SIGINT to nox's group":
+            os.killpg(nox.pid, signal.SIGINT)
+        else:
+            nox.send_signal(signal.SIGINT if how.startswith("SIGINT") else signal.SIGTERM)
+        output, _ = nox.communicate(timeout=120)
+    finally:
+        if nox.poll() is None:
+            nox.kill()
+            nox.wait()
+    assert nox.returncode != 0, output[-3000:]
+    assert results(out)["first"]["status"] == "interrupted", output[-3000:]
+    assert results(out)["second"]["status"] == "not_run"
+    assert labelled_containers() <= before, "no container outlives the session"
+    written = (out / "results.json").stat().st_mtime_ns
+    time.sleep(3)
+    assert (out / "results.json").stat().st_mtime_ns == written, "nothing rewrites it later"
+
+
+def test_memray_flamegraphs_leave_the_source_out_when_asked(tmp_path: Path,
+                                                            quick: Path) -> None:
+    (tmp_path / "allocating.py").write_text(
+        "from tests.user_targets import EchoPipeline\n"
+        "class Allocating(EchoPipeline):\n"
+        "    async def run(self, params, stats, quit):\n"
+        "        kept_by_allocating_7f3a = [bytearray(65536) for _ in range(200)]\n"
+        "        await super().run(params, stats, quit)\n"
+        "        del kept_by_allocating_7f3a\n"
+        "def allocating():\n    return Allocating()\n", encoding="utf-8")
+    pages = {}
+    for flag in ((), ("--no-flamegraph-source",)):
+        out = tmp_path / ("without" if flag else "with")
+        code, stdout, stderr = finish(start("first", "--scenarios", quick, "--out", out,
+                                            "--target", "allocating:allocating", "--profile",
+                                            "memory", *flag, extra_path=tmp_path))
+        assert code == ExitCode.PASSED, (stdout, stderr)
+        artifacts = results(out)["first"]["artifacts"]
+        assert isinstance(artifacts, dict)
+        pages[bool(flag)] = (out / artifacts["memray_flamegraph"]).read_text(encoding="utf-8")
+    assert "kept_by_allocating_7f3a" in pages[False], "the source line, by default"
+    assert "kept_by_allocating_7f3a" not in pages[True]
+    assert "allocating.py" in pages[True], "the file and function names stay"
+
+
+@pytest.mark.docker
+def test_a_full_disk_costs_a_container_run_its_log_copy_only(tmp_path: Path,
+                                                             kit_image: str) -> None:
+    """The host copies the container's output into container.log as it comes: a full disk
+    there must not stop the output on the terminal nor end the run."""
+    from stress.container import driver, engine
+
+    lines = 3000  # 3 MB of output for a 1 MB folder
+    code = (f"import sys\nfor i in range({lines}):\n    print(f'line {{i}} ' + 'x' * 1000)\n"
+            "print('the end')\nsys.exit(3)\n")
+    with small_disk(tmp_path / "small", "1m") as out:
+        (out / driver.CONTAINER_LOG).symlink_to(tmp_path / "victim.txt")  # planted earlier
+        config = driver.RunConfig(results_dir=out, image=kit_image, timeout_s=120,
+                                  entrypoint=("python", "-c"), command=(code,))
+        terminal = io.StringIO()
+        with driver.StressContainer(engine.connect(), config) as box:
+            assert box.run(terminal) == 3
+        shown = terminal.getvalue()
+        assert shown.count("\nline ") == lines - 1
+        assert "the end" in shown
+        assert f"bytes of the container's output are not in {driver.CONTAINER_LOG}" in shown
+        assert not (out / driver.CONTAINER_LOG).is_symlink()
+        assert not (tmp_path / "victim.txt").exists(), "nothing written through the link"
