@@ -2,7 +2,7 @@
 
 Per scenario: ``repeat`` measured runs (stopping at the first that fails), the median run,
 then the evidence plan's profiled runs (each in a child of its own, never judged except for
-memray's leak figure). The runner prints nothing: each Result goes to the caller's
+memray's leak figure; a passing scenario's on a slice of its tokens). The runner prints nothing: each Result goes to the caller's
 ``on_result``, which renders and writes it.
 """
 
