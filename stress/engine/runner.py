@@ -2,8 +2,8 @@
 
 Per scenario: ``repeat`` measured runs (stopping at the first that fails), the median run,
 then the evidence plan's profiled runs (each in a child of its own, never judged except for
-memray's leak figure; a passing scenario's on a slice of its tokens). The runner prints nothing: each Result goes to the caller's
-``on_result``, which renders and writes it.
+memray's leak figure; a passing scenario's on a slice of its tokens). The runner prints
+nothing: each Result goes to the caller's ``on_result``, which renders and writes it.
 """
 
 from __future__ import annotations
