@@ -3,10 +3,12 @@ the settings, by nox's Python, by the workflow schema and by zizmor."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from stress import __version__, cli
-from stress.commands import init, init_target
+from stress.commands import init, init_pin, init_target
 from stress.settings import resolve_settings
 from stress.target import DEFAULT_TARGET
 
@@ -28,6 +30,37 @@ class ChatTarget:
     async def run(self, params, stats, quit):
         await quit.wait()
 '''
+
+
+@pytest.fixture(autouse=True)
+def github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """GitHub, as git reaches it, is a local folder (empty until a test makes repositories in
+    it), so init's tag lookups never leave the machine and give the same answer anywhere."""
+    folder = tmp_path / "github.com"
+    folder.mkdir()
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{folder.as_uri()}/.insteadOf")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "https://github.com/")
+    return folder
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c",
+                           "user.email=t@example.com", *args],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def repository(folder: Path, *, tag: str | None = None) -> str:
+    """A git repository holding a copy of the kit's action.yml; its HEAD commit."""
+    folder.mkdir(parents=True)
+    git(folder, "init", "-q")
+    shutil.copyfile(ROOT / "action.yml", folder / "action.yml")
+    git(folder, "add", "action.yml")
+    git(folder, "commit", "-q", "-m", "the action")
+    if tag is not None:
+        git(folder, "tag", "-a", tag, "-m", tag)  # annotated: ls-remote's answer is peeled
+    return git(folder, "rev-parse", "HEAD")
 
 
 def project(tmp_path: Path, *, pyproject: str | None = PYPROJECT) -> Path:
@@ -311,9 +344,10 @@ def test_the_workflow_pinned_by_commit_is_zizmor_clean_and_by_tag_only_the_pin_i
                           capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
-    out = init_in(folder, capsys, "--force")  # the default: the kit's version tag
-    assert any(line.startswith("note: workflow:") and "--action-ref $(git ls-remote" in line
-               for line in out)
+    out = init_in(folder, capsys, "--force")  # no install record, and no such tag on GitHub
+    assert any(line.startswith(f"note: workflow: {init.KIT_ACTION} is used at tag "
+                               f"v{__version__}, as no commit was found (git ls-remote ")
+               and "--action-ref $(git ls-remote" in line for line in out)
     done = subprocess.run([zizmor, "--offline", "--format", "plain",
                            str(folder / init.WORKFLOW)],
                           capture_output=True, text=True, env=env, check=False)
@@ -322,6 +356,77 @@ def test_the_workflow_pinned_by_commit_is_zizmor_clean_and_by_tag_only_the_pin_i
     assert f"{init.KIT_ACTION}@v{__version__}" in done.stdout
     assert "1 high" in done.stdout
     assert done.stdout.count("error[") + done.stdout.count("warning[") == 1
+
+
+def test_by_default_the_version_tag_is_pinned_by_the_commit_it_names_and_passes_zizmor(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], github: Path) -> None:
+    commit = repository(github / init.KIT_ACTION, tag=f"v{__version__}")
+    folder = project(tmp_path)
+    out = init_in(folder, capsys)
+    assert f"note: workflow: {init.KIT_ACTION} pinned at {commit[:12]}, the commit tag " \
+        f"v{__version__} names in github.com/{init.KIT_ACTION}" in out
+    text = (folder / init.WORKFLOW).read_text(encoding="utf-8")
+    assert f"      - uses: {init.KIT_ACTION}@{commit} # v{__version__}\n" in text
+    env = {**os.environ, "NO_COLOR": "1"}
+    done = subprocess.run([_tool("zizmor"), "--offline", str(folder / init.WORKFLOW)],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                    str(folder / init.WORKFLOW)], check=True, capture_output=True)
+    assert init_in(folder, capsys)[2] == f"kept {init.WORKFLOW}: unchanged"  # idempotent
+
+    git(github / init.KIT_ACTION, "tag", "v9")  # a lightweight tag, given by name
+    init_in(folder, capsys, "--force", "--action-ref", "v9")
+    assert f"@{commit} # v{__version__}\n" in (folder / init.WORKFLOW).read_text(encoding="utf-8")
+
+
+def installed(tmp_path: Path, record: dict[str, Any] | None) -> metadata.Distribution:
+    """An installed kit's metadata folder, as pip writes it (direct_url.json: PEP 610)."""
+    folder = tmp_path / "site" / f"asyncio_stress_kit-{__version__}.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.4\nName: asyncio-stress-kit\n"
+                                     f"Version: {__version__}\n", encoding="utf-8")
+    if record is not None:
+        (folder / "direct_url.json").write_text(json.dumps(record), encoding="utf-8")
+    return metadata.PathDistribution(folder)
+
+
+def test_an_install_from_a_git_url_pins_its_commit_in_its_repository(tmp_path: Path) -> None:
+    pin = init_pin.resolve(None, distribution=installed(tmp_path, {
+        "url": "https://github.com/someone/stress-fork.git",
+        "vcs_info": {"vcs": "git", "commit_id": SHA, "requested_revision": "main"}}))
+    assert (pin.action, pin.ref, pin.pinned) == ("someone/stress-fork", SHA, True)
+    assert pin.uses == f"someone/stress-fork@{SHA} # v{__version__}"
+    assert pin.source == "the commit the kit was installed from " \
+        "(https://github.com/someone/stress-fork.git)"
+
+
+def test_an_install_from_a_clean_checkout_pins_its_head_and_a_changed_one_does_not(
+        tmp_path: Path) -> None:
+    checkout = tmp_path / "asyncio-stress-kit"
+    head = repository(checkout)
+    record = {"url": checkout.as_uri(), "dir_info": {}}
+    pin = init_pin.resolve(None, distribution=installed(tmp_path, record))
+    assert (pin.action, pin.ref) == (init.KIT_ACTION, head)
+    assert pin.source == f"the commit of the checkout the kit was installed from ({checkout})"
+
+    (checkout / "action.yml").write_text("name: changed\n", encoding="utf-8")
+    pin = init_pin.resolve(None, distribution=installed(tmp_path / "again", record))
+    assert not pin.pinned  # its files are no commit's: the tag, and why
+    assert pin.ref == f"v{__version__}"
+    assert pin.source.startswith(f"git ls-remote https://github.com/{init.KIT_ACTION} "
+                                 f"v{__version__}: ")
+
+
+@pytest.mark.parametrize("record", [
+    None,  # from an index
+    {"url": "file:///dist/asyncio_stress_kit-0.1.0-py3-none-any.whl", "archive_info": {}},
+])
+def test_a_wheel_names_no_commit_so_the_tag_is_looked_up(
+        tmp_path: Path, github: Path, record: dict[str, Any] | None) -> None:
+    commit = repository(github / init.KIT_ACTION, tag=f"v{__version__}")
+    pin = init_pin.resolve(None, distribution=installed(tmp_path, record))
+    assert (pin.action, pin.ref) == (init.KIT_ACTION, commit)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -3,7 +3,8 @@
 Three things, each one line of output: the settings (a ``[tool.stress]`` table appended to
 ``pyproject.toml``, or a ``stress.toml`` when there is none), a ``stress`` nox session (a new
 ``noxfile.py``; an existing one gets the session printed, appended only with ``--write``) and
-``.github/workflows/stress.yml`` calling the kit's action. A file that exists is kept unless
+``.github/workflows/stress.yml`` calling the kit's action, pinned by commit (see
+:mod:`stress.commands.init_pin`). A file that exists is kept unless
 ``--force`` (``pyproject.toml`` is only ever appended to), so a second run changes nothing.
 """
 
@@ -21,25 +22,24 @@ from string import Template
 from typing import Literal
 
 from stress import __version__
+from stress.commands import init_pin
 from stress.commands.init_target import detect_targets
 from stress.errors import ConfigError
 
 HELP = ("write what a project needs to use the kit: its settings ([tool.stress] or stress.toml), "
         "a stress nox session and a GitHub workflow")
 
-DISTRIBUTION = "asyncio-stress-kit"
-# The kit's composite action, as a project's workflow names it: the one place to change it.
-KIT_ACTION = "asyncio-stress-kit/asyncio-stress-kit"
+DISTRIBUTION = init_pin.DISTRIBUTION
+KIT_ACTION = init_pin.KIT_ACTION
 # The container engine needs the docker SDK, which is the kit's `container` extra.
 DEFAULT_KIT_SPEC = f"{DISTRIBUTION}[container]=={__version__}"
-DEFAULT_ACTION_REF = f"v{__version__}"
+DEFAULT_ACTION_REF = init_pin.VERSION_TAG
 # Quick built-ins that cover throughput, backpressure, concurrency and failures in one job.
 DEFAULT_SELECT = ("short", "backpressure", "concurrent", "errors")
 WORKFLOW = Path(".github/workflows/stress.yml")
 
 _TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _GIT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
-_SHA = re.compile(r"[0-9a-f]{40}")
 _STRESS_SESSION = re.compile(r"^\s*def stress\s*\(|name\s*=\s*[\"']stress[\"']", re.MULTILINE)
 
 
@@ -51,9 +51,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "*stress* defining one, else a placeholder to fill in)")
     parser.add_argument("--kit-spec", default=DEFAULT_KIT_SPEC, metavar="SPEC",
                         help="what the nox session installs (default: %(default)s)")
-    parser.add_argument("--action-ref", default=DEFAULT_ACTION_REF, metavar="REF",
-                        help="the kit action's tag or commit the workflow uses; a full commit "
-                             "SHA pins it, the kit's version beside (default: %(default)s)")
+    parser.add_argument("--action-ref", metavar="REF",
+                        help="the commit (full SHA) or tag of the kit's action the workflow "
+                             "uses, pinned by commit either way (default: the commit the kit "
+                             f"was installed from, else the one tag {DEFAULT_ACTION_REF} names)")
     parser.add_argument("--write", action="store_true",
                         help="append the stress session to an existing noxfile.py")
     parser.add_argument("--force", action="store_true",
@@ -67,7 +68,7 @@ class Options:
     folder: Path
     target: str | None = None
     kit_spec: str = DEFAULT_KIT_SPEC
-    action_ref: str = DEFAULT_ACTION_REF
+    action_ref: str | None = None  # None: the installed kit's commit, else its version tag's
     write: bool = False
     force: bool = False
 
@@ -132,7 +133,7 @@ def make_plan(options: Options) -> Plan:
     if options.target is not None and not _TARGET.fullmatch(options.target):
         raise ConfigError(f"--target {options.target!r}: expected MODULE:ATTR, "
                           "e.g. chatapp.stress_target:ChatTarget")
-    if not _GIT_REF.fullmatch(options.action_ref):
+    if options.action_ref is not None and not _GIT_REF.fullmatch(options.action_ref):
         raise ConfigError(f"--action-ref {options.action_ref!r}: expected a tag or commit, "
                           f"e.g. {DEFAULT_ACTION_REF}")
     if not options.kit_spec.strip():
@@ -303,24 +304,26 @@ def _git_root(folder: Path) -> Path | None:
     return next((f for f in (folder, *folder.parents) if (f / ".git").exists()), None)
 
 
-def workflow_text(action_ref: str, working_directory: str, settings: str) -> str:
-    ref = action_ref if not _SHA.fullmatch(action_ref) else \
-        f"{action_ref} # {DEFAULT_ACTION_REF}"
+def workflow_text(pin: init_pin.ActionPin, working_directory: str, settings: str) -> str:
     line = f"          working-directory: {json.dumps(working_directory)}\n" \
         if working_directory != "." else ""
-    return _template("stress.yml").substitute(action=KIT_ACTION, action_ref=ref,
-                                              working_directory=line, settings=settings)
+    return _template("stress.yml").substitute(uses=pin.uses, working_directory=line,
+                                              settings=settings)
 
 
 def _workflow(folder: Path, options: Options, settings: str) -> tuple[Change, list[str]]:
     # GitHub reads workflows at the repository's root only; a project in a sub-folder runs there.
     root = _git_root(folder) or folder.resolve()
     where = Path(os.path.relpath(folder.resolve(), root)).as_posix()
-    text = workflow_text(options.action_ref, where, settings)
-    notes = [] if _SHA.fullmatch(options.action_ref) else [
-        f"workflow: {KIT_ACTION} is used at {options.action_ref}; zizmor asks for a commit: "
-        f"--action-ref $(git ls-remote https://github.com/{KIT_ACTION} {options.action_ref} "
-        f"'{options.action_ref}^{{}}' | tail -n 1 | cut -f 1)"]
+    pin = init_pin.resolve(options.action_ref)
+    text = workflow_text(pin, where, settings)
+    if pin.pinned:
+        notes = [f"workflow: {pin.action} pinned at {pin.ref[:12]}, {pin.source}"]
+    else:
+        url = f"https://github.com/{pin.action}"
+        notes = [f"workflow: {pin.action} is used at tag {pin.ref}, as no commit was found "
+                 f"({pin.source}); zizmor asks for a commit: --force --action-ref "
+                 f"$(git ls-remote {url} '{pin.ref}^{{}}' {pin.ref} | tail -n 1 | cut -f 1)"]
     return _whole_file(root / WORKFLOW, text, options.force), notes
 
 

@@ -2,8 +2,8 @@
 
 Per scenario: ``repeat`` measured runs (stopping at the first that fails), the median run,
 then the evidence plan's profiled runs (each in a child of its own, never judged except for
-memray's leak figure). The runner prints nothing: each Result goes to the caller's
-``on_result``, which renders and writes it.
+memray's leak figure; a passing scenario's on a slice of its tokens). The runner prints
+nothing: each Result goes to the caller's ``on_result``, which renders and writes it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ from stress.stats import median_index, throughput
 log = logging.getLogger("stress.engine.runner")
 
 MAX_SAMPLES_KEPT = 1000
+# A passing scenario's profiles show where its time and memory go, which its steady state shows
+# within seconds; memray slows Python several-fold (x9 on `short`), so profiling the full size
+# took minutes a scenario. Its profiled runs stream about this many seconds of the measured run's
+# tokens. A failure's evidence, and a memray run that judges a leak, stay at full size.
+PROFILE_SLICE_S = 3.0
 # A scenario in one of these states gets profiled evidence when the user asked for none.
 EVIDENCE_STATUSES: frozenset[Status] = frozenset({"failed", "timeout", "crashed"})
 
@@ -180,7 +185,8 @@ def run_scenario(scenario: Scenario, options: RunOptions, env: Environment, stop
         interrupted = stop.requested
         while kinds and not stop.requested:
             _profiled_run(kinds.pop(0), context, measured=chosen,
-                          measured_throughput=metrics.throughput, outcome=outcome)
+                          measured_throughput=metrics.throughput, outcome=outcome,
+                          passed=verdict.status == "passed")
             if (not kinds and plan.cpu_if_leak_found and outcome.status in EVIDENCE_STATUSES
                     and "cpu" not in outcome.profiled):
                 kinds.append("cpu")
@@ -223,17 +229,38 @@ def _metrics(scenario: Scenario, run: ChildRun) -> Metrics:
                                memory_slope_mb_per_min=judge.memory_slope(scenario, run.samples))
 
 
+def profile_slice(scenario: Scenario, kind: ProfileKind, measured: ChildRun, *,
+                  passed: bool) -> Scenario:
+    """The scenario a profiled run streams: about :data:`PROFILE_SLICE_S` seconds of the
+    measured run's tokens when the scenario passed, else the scenario itself (a failure's
+    evidence must reproduce it; a leak limit is judged on the memray run)."""
+    run = measured.figures.run if measured.figures is not None else None
+    if (not passed or run is None or run.duration_s <= PROFILE_SLICE_S
+            or scenario.duration_s is not None  # a soak streams for a time, not a count
+            or (kind == "memory" and scenario.thresholds.max_leaked_mb is not None)):
+        return scenario
+    return scenario.scaled(PROFILE_SLICE_S / run.duration_s)  # each conversation keeps a token
+
+
 def _profiled_run(kind: ProfileKind, context: _Context, *, measured: ChildRun,
-                  measured_throughput: float, outcome: _ScenarioOutcome) -> None:
+                  measured_throughput: float, outcome: _ScenarioOutcome, passed: bool) -> None:
     scenario = context.scenario
     # A scenario that hung once will hang again: give its profiled run a short leash, long
     # enough for a profile of the hang. Otherwise allow for the profiler's overhead.
     timeout_s = min(scenario.timeout_s, 20.0) if measured.status == "timeout" \
         else scenario.timeout_s * 3
-    context.log_file.write(f"\n--- profiling run: {kind} (figures below are not judged) ---\n")
+    sliced = profile_slice(scenario, kind, measured, passed=passed)
+    context.log_file.write(f"\n--- profiling run: {kind}, {sliced.expected_tokens:,} tokens "
+                           "(figures below are not judged) ---\n")
     context.log_file.flush()
     outcome.profiled.append(kind)
-    run = context.run(timeout_s=timeout_s, measure_quit=False, kind=kind)
+    run = dataclasses.replace(context, scenario=sliced).run(
+        timeout_s=timeout_s, measure_quit=False, kind=kind)
+    if sliced is not scenario:
+        outcome.notes.append(
+            f"The {kind} profile is of {sliced.expected_tokens:,} of the "
+            f"{scenario.expected_tokens:,} tokens (about {PROFILE_SLICE_S:g}s of the measured "
+            "run): a passing scenario's profile needs seconds, not its full size")
     profile = run.profile
     assert profile is not None  # a profiler was attached
     if profile.tool_output.strip():  # the profiler's own words: why a profile is missing
