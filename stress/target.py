@@ -108,10 +108,15 @@ class Stats:
         self._verifier().fail(conversation, error)
         self.errors += 1
 
+    @property
+    def verified(self) -> bool:
+        """The target made or handed back tokens through the harness's verifier."""
+        return self.streams is not None and self.streams.used
+
     def counts(self) -> tuple[int, int, int, int]:
         """(sent, received, completed, errors): the verifier's when the target used it."""
         streams = self.streams
-        if streams is not None and streams.used:
+        if streams is not None and self.verified:
             return (streams.made, streams.accepted, streams.streams_completed, streams.failed)
         return (self.messages_sent, self.tokens_received, self.streams_completed, self.errors)
 

@@ -49,7 +49,7 @@ def test_one_spelling_of_the_counters_on_the_wire() -> None:
                     streams_completed=3, errors=4)
     assert set(json.loads(sample.to_json())) == {
         "version", "phase", "t", "rss_mb", "messages_sent", "tokens_received",
-        "streams_completed", "errors"}
+        "streams_completed", "errors", "verified"}
 
 
 def _spec_with(**changes: object) -> str:
@@ -72,7 +72,7 @@ def _spec_with(**changes: object) -> str:
     ({"target": None}, "spec: missing key 'target'"),
     ({"loop": "trio"}, "spec: 'loop' is 'trio', expected one of asyncio, uvloop"),
     ({"measure_quit": 1}, "spec: 'measure_quit' is 1 (int), expected bool"),
-    ({"version": 3}, "spec: protocol version 3, this kit speaks 2"),
+    ({"version": 4}, "spec: protocol version 4, this kit speaks 3"),
 ])
 def test_a_malformed_spec_names_the_key(changes: dict[str, object], error: str) -> None:
     with pytest.raises(ProtocolError) as raised:
@@ -98,10 +98,10 @@ def test_an_int_is_a_float_but_a_float_is_no_int() -> None:
 
 def test_malformed_figures_are_an_error() -> None:
     with pytest.raises(ProtocolError, match="figures: missing key 'run'"):
-        ChildFigures.from_json('{"version": 2, "quit": null, "error": null}')
+        ChildFigures.from_json('{"version": 3, "quit": null, "error": null}')
     with pytest.raises(ProtocolError, match="figures: not JSON"):
         ChildFigures.from_json("{")
     with pytest.raises(ProtocolError, match="'pending' must be a list of strings"):
-        ChildFigures.from_json(json.dumps({"version": 2, "run": None, "error": None,
+        ChildFigures.from_json(json.dumps({"version": 3, "run": None, "error": None,
                                            "quit": {"latency_ms": 1.0, "note": None,
                                                     "tokens_before": 0, "pending": [1]}}))

@@ -59,7 +59,9 @@ def metrics_from(run: RunFigures | None, quit: QuitFigures | None = None,
 def _counted(run: RunFigures | None, quit: QuitFigures | None,
              last_sample: Sample | None, elapsed_s: float) -> Metrics:
     growth = 0.0
+    verified = False
     if run is None and last_sample is not None:
+        verified = last_sample.verified  # checked as far as it went, whatever it lacks now
         # The child never finished its measured run: use what the sampler last saw.
         run = RunFigures(
             messages_sent=last_sample.messages_sent,
@@ -83,6 +85,7 @@ def _counted(run: RunFigures | None, quit: QuitFigures | None,
         peak_rss_mb=run.peak_rss_mb,
         quit_latency_ms=None if quit is None else quit.latency_ms,
         loss_pct=(sent - received) / sent * 100 if sent > 0 else 0.0,
+        verified=verified,
     )
 
 

@@ -22,7 +22,7 @@ from stress.scenario import Scenario, Thresholds
 from stress.streams import Divergence, StreamReport
 
 # 2: ChildFigures carries the verifier's StreamReport ("streams").
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # The child's phases, in order: starting (interpreter and target import), the target's setup
 # (and warm-up), the measured run, quit under load, the target's teardown, done. The samples
@@ -150,6 +150,9 @@ class Sample:
     tokens_received: int
     streams_completed: int
     errors: int
+    # The target makes or hands back its tokens through the harness: the counts above are
+    # the verifier's, also when the run never finishes and no stream report comes.
+    verified: bool = False
 
     def to_json(self) -> str:
         return json.dumps({"version": PROTOCOL_VERSION, **dataclasses.asdict(self)})

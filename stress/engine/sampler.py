@@ -124,6 +124,7 @@ class Sampler:
                 tokens_received=received,
                 streams_completed=completed,
                 errors=errors,
+                verified=self.stats.verified,
             ).to_json()
             self._file.write(line + "\n")
 

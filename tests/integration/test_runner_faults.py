@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stress.engine.verdicts import NOT_VERIFIED_NOTE
 from stress.errors import ExitCode
 from stress.pipeline import faults
 from tests.integration.conftest import run_stress
@@ -151,6 +152,10 @@ def test_deadlock_is_a_timeout_with_the_stalled_tasks_named(tmp_path: Path,
     # The sampler kept counting while the loop sat idle: the consumer stopped where it stalls.
     assert result["metrics"]["tokens_received"] == faults.DEADLOCK_AFTER_MAX
     assert result["metrics"]["streams_completed"] == 0
+    # Its tokens went through the harness until it hung: the counts are the verifier's.
+    assert result["metrics"]["verified"] is True
+    assert NOT_VERIFIED_NOTE not in result["notes"]
+    assert NOT_VERIFIED_NOTE not in output
 
     log = log_of(out, "hang")
     assert "FAILURE: Possible deadlock detected\nDiagnosis: System blocked, likely due to:\n" \
