@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import signal
 import tempfile
@@ -42,7 +43,9 @@ def stress(session: nox.Session) -> None:
     # On Ctrl-C nox sends SIGTERM, then SIGKILL 0.2 s later by default; the run needs the
     # container's grace period (30 s) to stop it and write the interrupted results.
     session.run("python", "-m", "stress", "run", "--engine", "auto", "--profile", "memory,cpu",
-                *session.posargs, terminate_timeout=45)
+                *session.posargs, terminate_timeout=45,
+                # A SIGKILL to nox interrupts the run too, instead of leaving it going on alone.
+                env={"STRESS_STOP_WITH_PID": str(os.getpid())})
 
 
 def _interrupt(signum: int, frame: object) -> None:

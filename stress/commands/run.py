@@ -28,6 +28,7 @@ from stress.console import Progress, annotate_error, group
 from stress.container import session as container_session
 from stress.engine.instruction_options import add_measure_flags, check_measure
 from stress.engine.options import RunOptions
+from stress.engine.teardown import stop_with_launcher
 from stress.errors import ConfigError
 from stress.results import (
     NOT_RUN_MESSAGE,
@@ -89,6 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop_with_launcher()
     start_logging(args)
     settings = apply_settings(args)
     check_scale(args.scale)

@@ -24,6 +24,7 @@ log = logging.getLogger("stress.engine.teardown")
 
 PR_SET_PDEATHSIG = 1
 RUNNER_PID_ENV = "STRESS_RUNNER_PID"  # set by the supervisor for the scenario child
+STOP_WITH_ENV = "STRESS_STOP_WITH_PID"  # set by a launcher whose death interrupts the run
 WORK_DIR_PREFIX = "stress-run-"
 _WORK_DIR = re.compile(rf"^{WORK_DIR_PREFIX}(\d+)-")
 
@@ -35,15 +36,35 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
     threads). A runner that died before the call, while this interpreter started, is caught by
     the check of its pid (``RUNNER_PID_ENV``), which also holds below a wrapper such as perf.
     """
+    _signal_on_parent_death(sig)
+    runner = os.environ.get(RUNNER_PID_ENV, "")
+    if runner.isdigit() and not _alive(int(runner)):
+        os._exit(128 + int(sig))
+
+
+def stop_with_launcher() -> None:
+    """Interrupt this run (SIGTERM, taken as Ctrl-C) when the process that launched it dies,
+    even of SIGKILL, if that process named itself in ``STRESS_STOP_WITH_PID``.
+
+    nox's ``stress`` session sets it: a killed nox must not leave its run going on alone, to
+    rewrite the results folder later. A run started from a shell (or ``nohup``) does not
+    set it, and outlives its parent as any command does.
+    """
+    launcher = os.environ.pop(STOP_WITH_ENV, "")  # this process's, not its children's
+    if not launcher.isdigit():
+        return
+    _signal_on_parent_death(signal.SIGTERM)
+    if not _alive(int(launcher)):
+        raise KeyboardInterrupt  # it died while this interpreter started
+
+
+def _signal_on_parent_death(sig: int) -> None:
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
         except (OSError, AttributeError):
             pass
-    runner = os.environ.get(RUNNER_PID_ENV, "")
-    if runner.isdigit() and not _alive(int(runner)):
-        os._exit(128 + int(sig))
 
 
 def work_dir(label: str) -> tempfile.TemporaryDirectory[str]:
