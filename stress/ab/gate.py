@@ -1,8 +1,11 @@
 """Running the gate: rounds in alternating order, confirmation rounds, signals, the report.
 
 Each measurement is one ``python -m stress run NAME`` in the revision's environment; its
-results.json gives the figure. Rounds alternate the order (base-head, head-base, ...) so a
-slow drift of the machine weighs on both sides alike.
+results.json gives the figure. Instruction counts come first, several at once (``--jobs``,
+one per CPU by default): a count does not depend on what else runs. The wall-clock rounds
+follow, one run at a time, alternating the order (base-head, head-base, ...) so a slow drift
+of the machine weighs on both sides alike. A regression is then explained: callgrind's table
+of the functions that grew (instruction regressions) and CPU flamegraphs of both sides.
 """
 
 from __future__ import annotations
