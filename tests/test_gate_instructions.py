@@ -132,6 +132,8 @@ def test_the_command_defaults_are_the_models() -> None:
     args = parser.parse_args(["a", "b"])
     assert (args.max_drop, args.max_growth) == (DEFAULT_MAX_DROP_PCT, DEFAULT_MAX_GROWTH_PCT)
     assert args.measure == "wall"
+    assert args.instruction_tokens == AbOptions(base_ref="a", head_ref="b").instruction_tokens
+    assert args.jobs == AbOptions(base_ref="a", head_ref="b").jobs == 0  # one per CPU
 
 
 def result_with(per_token: float | None, tmp_path: Path) -> Path:

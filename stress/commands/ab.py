@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stress.commands.common import add_scenarios_flag, add_verbose_flag, check_scale, start_logging
+from stress.engine.instructions import DEFAULT_TOKENS
 from stress.errors import ConfigError
 from stress.target import DEFAULT_TARGET
 
@@ -36,9 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-growth", type=float, default=3.0, metavar="PCT",
                         help="instructions: a regression is a head/base instructions per token "
                              "ratio above 1 + PCT/100 (default: 3, i.e. above 1.03)")
-    parser.add_argument("--instruction-tokens", type=int, default=10_000, metavar="N",
+    parser.add_argument("--instruction-tokens", type=int, default=DEFAULT_TOKENS, metavar="N",
                         help="instruction counts run each scenario at N and 2N tokens "
-                             "(default: 10,000)")
+                             f"(default: {DEFAULT_TOKENS:,})")
     parser.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="instruction counts: N runs at once (default: one per CPU; a "
                              "count does not depend on the load, wall-clock rounds always "
