@@ -4,6 +4,7 @@
     nox -s stress -- NAME ... --scale 0.1  some scenarios, any `python -m stress run` option
     nox -s stress -- --engine host         on this machine instead (auto falls back to it)
     nox -s tests | lint | image | scenarios | merge | compare | ab | lock | pin
+    nox -s instructions-names              the function-names test on Python 3.12 (valgrind)
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (`-- ARGS` go to pytest, e.g. `-- -m 'not docker'`)."""
     session.install("-e", ".[test,uvloop]")  # uvloop: the loop option is tested too
     session.run("pytest", *session.posargs)
+
+
+# The test of the gate's table of the functions that grew, named as Python functions: the
+# perf trampoline that names them needs 3.12+, so the 3.11 test run skips it.
+NAMES_TEST = ("tests/test_gate_instructions.py::"
+              "test_callgrind_gives_each_functions_cost_and_names_the_slowed_one")
+
+
+@nox.session(name="instructions-names", python="3.12")
+def instructions_names(session: nox.Session) -> None:
+    """The regression table's Python function names under real valgrind, on Python 3.12.
+
+    Fails, rather than skips, without valgrind (`apt-get install valgrind`); `-- ARGS` go to
+    pytest.
+    """
+    if shutil.which("valgrind") is None:
+        session.error("the function-names test needs valgrind: apt-get install valgrind")
+    session.install("-e", ".", "pytest>=8")
+    session.run("pytest", NAMES_TEST, "-q", "-rs", *session.posargs)
 
 
 @nox.session(tags=["check"])

@@ -67,14 +67,22 @@ class _Stats:
     def __getattr__(self, name):
         return getattr(self._stats, name)
 
+    def _work(self, tokens):
+        # Tokens arrive in batches: the remainder carries over, so the work a token is
+        # STEPS/100 steps exactly on average.
+        steps, carry = divmod(self._carry + tokens * STEPS, 100)
+        object.__setattr__(self, "_carry", carry)
+        burn(steps)
+
+    def receive(self, conversation, text):
+        # The pipeline hands what it received to the harness, which counts the tokens.
+        before = self._stats.tokens_received
+        self._stats.receive(conversation, text)
+        self._work(self._stats.tokens_received - before)
+
     def __setattr__(self, name, value):
-        if name == "tokens_received":
-            # Tokens arrive in batches: the remainder carries over, so the work a token is
-            # STEPS/100 steps exactly on average.
-            steps, carry = divmod(self._carry + (value - self._stats.tokens_received) * STEPS,
-                                  100)
-            object.__setattr__(self, "_carry", carry)
-            burn(steps)
+        if name == "tokens_received":  # a target that counts its tokens itself
+            self._work(value - self._stats.tokens_received)
         setattr(self._stats, name, value)
 
 

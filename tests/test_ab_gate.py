@@ -177,6 +177,49 @@ def test_a_slowed_scenario_is_flagged_and_unchanged_code_is_not(user_repo: Path,
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=user_repo, capture_output=True,
                                text=True, check=True).stdout
     assert len(worktrees.splitlines()) == 1, worktrees
+    # The regression's flamegraphs, base beside head, linked from ab.md; none for the other.
+    assert_flamegraphs(out, slowed, markdown)
+    assert same["flamegraphs"] is None
+
+
+def assert_flamegraphs(out: Path, scenario: dict[str, Any], markdown: str) -> None:
+    name = scenario["name"]
+    assert scenario["flamegraphs"] == f"flamegraphs/{name}.html", scenario["flamegraph_note"]
+    page = (out / scenario["flamegraphs"]).read_text(encoding="utf-8")
+    assert page.index(f'src="{name}-base.svg"') < page.index(f'src="{name}-head.svg"')
+    for side in ("base", "head"):
+        svg = (out / "flamegraphs" / f"{name}-{side}.svg").read_text(encoding="utf-8")
+        assert svg.startswith("<svg")
+        assert f"CPU flamegraph: {name}" in svg
+        assert "py-spy" in svg
+    assert f"[flamegraphs/{name}.html](flamegraphs/{name}.html)" in markdown
+
+
+needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None,
+                                    reason="valgrind is not installed")
+
+
+@needs_valgrind
+def test_instruction_counts_judge_a_slowed_scenario_and_agree_on_unchanged_code(
+        user_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ab"
+    done = run_ab(user_repo, "fast", "slow", "--scenarios", "scenarios.yaml", "--target",
+                  "streamer:pipeline", "--measure", "instructions", "--instruction-tokens",
+                  "2000", "--out", out)
+    assert done.returncode == ExitCode.REGRESSION, done.stdout + done.stderr
+    scenarios = by_name(ab_document(out))
+    same, slowed = scenarios["same"], scenarios["slowed"]
+    # Counted at once, on a machine busy with other work, the unchanged scenario's counts
+    # agree within a tenth of a percent.
+    assert same["measure"] == "instructions"
+    assert same["median_ratio"] == pytest.approx(1.0, abs=0.001)
+    assert same["verdict"] == "ok"
+    # Three times the work a token: well over twice the instructions a token.
+    assert slowed["verdict"] == "regression"
+    assert slowed["median_ratio"] > 2.0
+    assert len(slowed["ratios"]) == 1  # a count needs one round
+    assert slowed["growth_table"].startswith("| function |")
+    assert_flamegraphs(out, slowed, (out / "ab.md").read_text(encoding="utf-8"))
 
 
 def test_a_crash_in_head_is_reported_not_skipped(user_repo: Path, tmp_path: Path) -> None:

@@ -1,24 +1,32 @@
 """Running the gate: rounds in alternating order, confirmation rounds, signals, the report.
 
 Each measurement is one ``python -m stress run NAME`` in the revision's environment; its
-results.json gives the figure. Rounds alternate the order (base-head, head-base, ...) so a
-slow drift of the machine weighs on both sides alike.
+results.json gives the figure. Instruction counts come first, several at once (``--jobs``,
+one per CPU by default): a count does not depend on what else runs. The wall-clock rounds
+follow, one run at a time, alternating the order (base-head, head-base, ...) so a slow drift
+of the machine weighs on both sides alike. A regression is then explained: callgrind's table
+of the functions that grew (instruction regressions) and CPU flamegraphs of both sides.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from stress.ab.flamegraphs import flamegraph_pair
 from stress.ab.instructions import explain_failed, growth_from, run_flags, scenario_measures
 from stress.ab.model import (
     AbOptions,
@@ -52,11 +60,58 @@ log = logging.getLogger("stress.ab")
 RUN_BACKSTOP_S = 3600.0  # the runner's own per-scenario deadlines catch hangs long before this
 STOP_GRACE_S = 15.0  # after SIGTERM the run stops its scenario child in stages, then reports
 COUNTED_WALL_SCALE = 0.01  # the wall-clock run beside an instruction count: not judged
+COUNTED_KINDS = ("instructions", "callgrind")
+
+# The runs in progress, so an interrupt of the gate stops those started from worker threads.
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the run's process group (it stops its scenario and reports), then SIGKILL."""
     stop_in_stages(proc, terminate_wait_s=STOP_GRACE_S, group=True)
+
+
+def _stop_running() -> None:
+    with _running_lock:
+        running = list(_running)
+    for proc in running:
+        _stop(proc)
+
+
+def count_jobs(options: AbOptions) -> int:
+    """How many counted runs at once: --jobs, else one per CPU this process may use."""
+    if options.jobs:
+        return options.jobs
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def at_once(tasks: Sequence[Callable[[], Measurement]], jobs: int
+            ) -> Iterator[Measurement]:
+    """Each task's measurement, in order, up to ``jobs`` of them running at once.
+
+    Only for instruction counts: a count does not depend on what else the machine runs, a
+    wall-clock figure does (those rounds stay one at a time). An interrupt stops every run
+    in progress before it propagates.
+    """
+    if jobs <= 1 or len(tasks) <= 1:
+        yield from (task() for task in tasks)
+        return
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ab-count")
+    futures: list[Future[Measurement]] = [pool.submit(task) for task in tasks]
+    try:
+        for future in futures:
+            yield future.result()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        _stop_running()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _last_line(path: Path) -> str:
@@ -69,6 +124,7 @@ def measure(revision: Revision, name: str, number: int, options: AbOptions,
             out_dir: Path, *, kind: str = "wall") -> Measurement:
     """One `python -m stress run NAME` in the revision's environment; its throughput (and
     its instructions per token, for ``kind`` instructions or callgrind)."""
+    counted = kind in COUNTED_KINDS
     suffix = "" if kind == "wall" else f"-{kind}"
     run_dir = out_dir / "runs" / name / f"r{number:02d}-{revision.side}{suffix}"
     log_path = run_dir.with_name(run_dir.name + ".log")
@@ -79,7 +135,7 @@ def measure(revision: Revision, name: str, number: int, options: AbOptions,
             "--no-evidence", "--target", revision.target]
     # A counted run's verdict is its count: its wall-clock run (which `run` makes first) is
     # kept short, so the gate's time goes to the counts.
-    scale = options.scale if kind == "wall" else min(options.scale, COUNTED_WALL_SCALE)
+    scale = min(options.scale, COUNTED_WALL_SCALE) if counted else options.scale
     if scale != 1.0:
         argv += ["--scale", repr(scale)]
     if options.scenarios_file is not None:
@@ -92,6 +148,8 @@ def measure(revision: Revision, name: str, number: int, options: AbOptions,
         # A session of its own: the gate decides when a run stops, in stages.
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=revision.cwd,
                                 env=dict(revision.env), start_new_session=True)
+        with _running_lock:
+            _running.add(proc)
         try:
             returncode = proc.wait(timeout=RUN_BACKSTOP_S)
         except subprocess.TimeoutExpired:
@@ -100,8 +158,10 @@ def measure(revision: Revision, name: str, number: int, options: AbOptions,
                                log=relative_log)
         finally:
             _stop(proc)  # on an interrupt of the gate itself
+            with _running_lock:
+                _running.discard(proc)
     return read_measurement(run_dir / "results.json", name, returncode, log_path, relative_log,
-                            counted=kind != "wall")
+                            counted=counted)
 
 
 def read_measurement(path: Path, name: str, returncode: int, log_path: Path,
@@ -131,15 +191,32 @@ def read_measurement(path: Path, name: str, returncode: int, log_path: Path,
                        log=relative_log)
 
 
+def _count(revisions: Mapping[Side, Revision], names: Sequence[str], *,
+           rounds: dict[str, list[Round]], options: AbOptions, out_dir: Path) -> None:
+    """The one round of each instruction-measured scenario: base and head of every such
+    scenario counted, several at once (a count does not depend on the machine's load)."""
+    if not names:
+        return
+    jobs = count_jobs(options)
+    sides: tuple[Side, Side] = ("base", "head")
+    tasks = [functools.partial(measure, revisions[side], name, 1, options, out_dir,
+                               kind="instructions") for name in names for side in sides]
+    with group(f"ab instruction counts: {len(names)} scenario(s), base and head, "
+               f"{min(jobs, len(tasks))} at a time"):
+        found = at_once(tasks, jobs)
+        for name in names:
+            done = Round(number=1, base=next(found), head=next(found), measure="instructions")
+            rounds[name].append(done)
+            print(_round_line(name, done), flush=True)
+
+
 def _play(revisions: Mapping[Side, Revision], names: Sequence[str], numbers: range, *,
           rounds: dict[str, list[Round]], options: AbOptions, out_dir: Path,
-          title: str, measures: Mapping[str, ScenarioMeasure] | None = None) -> None:
-    """Rounds `numbers` of each scenario in `names`, appended to `rounds` as they finish.
-    An instruction-measured scenario gets one round: its count does not vary."""
+          title: str) -> None:
+    """Wall-clock rounds `numbers` of each scenario in `names`, appended to `rounds` as they
+    finish, one run at a time: a run beside it would take its CPU."""
     def done_with(name: str) -> bool:
-        # A run without a figure ends the scenario (it is reported); a count needs one round.
-        return any(r.ratio is None for r in rounds[name]) or (
-            (measures or {}).get(name) == "instructions" and bool(rounds[name]))
+        return any(r.ratio is None for r in rounds[name])  # a run without a figure ends it
 
     for number in numbers:
         order = round_order(number)
@@ -147,18 +224,16 @@ def _play(revisions: Mapping[Side, Revision], names: Sequence[str], numbers: ran
             break
         with group(f"ab {title} {number}/{numbers.stop - 1}: {order[0]} first"):
             for name in names:
-                kind = (measures or {}).get(name, "wall")
                 if done_with(name):
                     continue
                 figures: dict[Side, Measurement] = {}
                 for side in order:
-                    figures[side] = measure(revisions[side], name, number, options, out_dir,
-                                            kind=kind)
+                    figures[side] = measure(revisions[side], name, number, options, out_dir)
                     if figures[side].throughput is None:
                         break
                 missing = Measurement(problem="not run (the other side failed first)")
                 done = Round(number=number, base=figures.get("base", missing),
-                             head=figures.get("head", missing), measure=kind)
+                             head=figures.get("head", missing))
                 rounds[name].append(done)
                 print(_round_line(name, done), flush=True)
 
@@ -186,9 +261,13 @@ def measure_rounds(revisions: Mapping[Side, Revision], names: Sequence[str],
     rounds: dict[str, list[Round]] = {name: [] for name in names}
     suspects: dict[str, float] = {}
     interrupted = False
+    counted = [n for n in names if (measures or {}).get(n) == "instructions"]
+    timed = [n for n in names if n not in counted]
     try:
-        _play(revisions, names, range(1, options.rounds + 1), rounds=rounds, options=options,
-              out_dir=out_dir, title="round", measures=measures)
+        # The counts first, all together; then the wall-clock rounds, alone on the machine.
+        _count(revisions, counted, rounds=rounds, options=options, out_dir=out_dir)
+        _play(revisions, timed, range(1, options.rounds + 1), rounds=rounds, options=options,
+              out_dir=out_dir, title="round")
         if options.confirm_rounds:
             suspects = _suspects(rounds, options.min_ratio)
         if suspects:
@@ -265,33 +344,49 @@ def _prepare_both(space: Workspace, options: AbOptions, shas: Mapping[Side, str]
     return revisions
 
 
+def _growth(revisions: Mapping[Side, Revision], c: ScenarioRounds, number: int,
+            options: AbOptions, out_dir: Path) -> ScenarioRounds:
+    """The table of the functions that grew: base and head once more under callgrind, at
+    once (Python names on 3.12+, C names otherwise)."""
+    sides: tuple[Side, Side] = ("base", "head")
+    with group(f"ab: {c.name} regressed; callgrind names the functions that grew"):
+        tasks = [functools.partial(measure, revisions[side], c.name, number, options, out_dir,
+                                   kind="callgrind") for side in sides]
+        found = dict(zip(sides, at_once(tasks, count_jobs(options)), strict=True))
+        dirs = {side: out_dir / "runs" / c.name / f"r{number:02d}-{side}-callgrind"
+                for side in sides}
+        problems = [f"{side}: {m.problem} (log: {m.log})" for side, m in found.items()
+                    if m.problem is not None]
+        try:
+            if problems:
+                raise RevisionError("; ".join(problems))
+            table, notes = growth_from(dirs, c.name)
+        except StressError as exc:
+            table, notes = explain_failed(exc)
+    return dataclasses.replace(c, growth_table=table or None, growth_notes=notes)
+
+
 def explain_regressions(revisions: Mapping[Side, Revision], comparisons: list[ScenarioRounds],
                         options: AbOptions, out_dir: Path) -> list[ScenarioRounds]:
-    """Each instruction regression with the table of the functions that grew: base and head
-    once more under callgrind (Python names on 3.12+, C names otherwise)."""
+    """Each regression explained: for an instruction regression the table of the functions
+    that grew (callgrind), for every regression a CPU flamegraph of base beside head
+    (py-spy, one run each)."""
     explained = []
-    for c in comparisons:
-        regressed = c.verdict(options.min_ratio, options.max_instruction_ratio) == "regression"
-        if c.measure != "instructions" or not regressed:
-            explained.append(c)
+    for compared in comparisons:
+        verdict = compared.verdict(options.min_ratio, options.max_instruction_ratio)
+        if verdict != "regression":
+            explained.append(compared)
             continue
-        number = len(c.rounds) + 1
-        with group(f"ab: {c.name} regressed; callgrind names the functions that grew"):
-            dirs: dict[Side, Path] = {}
-            problems = []
-            for side in ("base", "head"):
-                found = measure(revisions[side], c.name, number, options, out_dir,
-                                kind="callgrind")
-                dirs[side] = out_dir / "runs" / c.name / f"r{number:02d}-{side}-callgrind"
-                if found.problem is not None:
-                    problems.append(f"{side}: {found.problem} (log: {found.log})")
-            try:
-                if problems:
-                    raise RevisionError("; ".join(problems))
-                table, notes = growth_from(dirs, c.name)
-            except StressError as exc:
-                table, notes = explain_failed(exc)
-        explained.append(dataclasses.replace(c, growth_table=table or None, growth_notes=notes))
+        name, number = compared.name, len(compared.rounds) + 1
+        c = _growth(revisions, compared, number, options, out_dir) \
+            if compared.measure == "instructions" else compared
+        with group(f"ab: {name} regressed; py-spy profiles base and head for flamegraphs"):
+            page, note = flamegraph_pair(
+                {side: functools.partial(measure, revisions[side], name, number, options,
+                                         out_dir, kind="cpu") for side in ("base", "head")},
+                name, out_dir, number=number,
+                labels={side: revisions[side].label for side in ("base", "head")})
+        explained.append(dataclasses.replace(c, flamegraphs=page, flamegraph_note=note))
     return explained
 
 

@@ -5,7 +5,8 @@ the unpaced scenarios under ``--measure auto``; the paced ones keep wall time. A
 not drift from run to run, so an instruction-measured scenario gets one round and no
 confirmation rounds. On a regression, each side runs once more under callgrind
 (``--measure callgrind``) and the per-function costs per token of the two runs give the table
-of the functions that grew (stress.profiling.callgrind.slower_functions).
+of the functions that grew (stress.profiling.callgrind.slower_functions); the flamegraphs
+beside it come from stress.ab.flamegraphs.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from stress.profiling.callgrind import growth_table, slower_functions
 log = logging.getLogger("stress.ab")
 
 GROWTH_ROWS = 8
-FLAMEGRAPH_NOTE = ("No flamegraphs: the table above comes from callgrind's per-function "
-                   "totals; a side-by-side pair is left out for now")
 
 # Run in the revision's environment: its own scenarios' pacing, as JSON {name: [token, consumer]}.
 _PACING = """
@@ -86,6 +85,8 @@ def run_flags(measure: str, options: AbOptions) -> list[str]:
     """What `python -m stress run` gets for a measured run of that kind."""
     if measure == "wall":
         return []
+    if measure == "cpu":  # a flamegraph's run: py-spy samples the scenario, not judged
+        return ["--profile", "cpu"]
     return ["--measure", measure, "--instruction-tokens", str(options.instruction_tokens)]
 
 
@@ -101,7 +102,7 @@ def growth_from(run_dirs: Mapping[Side, Path], name: str) -> tuple[str, tuple[st
     rows = slower_functions(costs["base"], costs["head"], top=GROWTH_ROWS)
     if not rows:
         return "", (*notes, "callgrind found no function whose instructions per token grew")
-    return growth_table(rows, unit="instructions/token"), (*notes, FLAMEGRAPH_NOTE)
+    return growth_table(rows, unit="instructions/token"), tuple(notes)
 
 
 def explain_failed(exc: StressError) -> tuple[str, tuple[str, ...]]:

@@ -35,8 +35,9 @@ class AbOptions:
     max_drop_pct: float = DEFAULT_MAX_DROP_PCT
     measure: GateMeasure = "wall"
     max_growth_pct: float = DEFAULT_MAX_GROWTH_PCT  # instructions per token, head over base
-    instruction_tokens: int = 10_000  # the smaller of the two sizes counted
-    explain: bool = True  # on an instruction regression, callgrind names what grew
+    instruction_tokens: int = 20_000  # the smaller of the two sizes counted
+    explain: bool = True  # on a regression: callgrind names what grew, py-spy draws both
+    jobs: int = 0  # instruction counts run at once; 0: one per CPU
     scale: float = 1.0
     base_target: str = DEFAULT_TARGET
     head_target: str = DEFAULT_TARGET
@@ -173,6 +174,10 @@ class ScenarioRounds:
     # On an instruction regression: the functions that grew (a Markdown table) and notes.
     growth_table: str | None = None
     growth_notes: tuple[str, ...] = ()
+    # On a regression: the page showing base's and head's CPU flamegraphs side by side
+    # (relative to the gate's folder), or why there is none.
+    flamegraphs: str | None = None
+    flamegraph_note: str | None = None
 
     @property
     def ratios(self) -> list[float]:

@@ -123,6 +123,19 @@ def growth_sections(report: AbReport) -> list[str]:
     return lines
 
 
+def flamegraph_lines(report: AbReport) -> list[str]:
+    """Where each regression's flamegraphs are (a page in the gate's folder), or why none."""
+    lines: list[str] = []
+    for c in report.comparisons:
+        if c.flamegraphs:
+            lines.append(f"- {c.name}: CPU flamegraphs of base and head side by side (py-spy, "
+                         f"one run each): [{c.flamegraphs}]({c.flamegraphs}) in the gate's "
+                         "folder (the artifact)")
+        elif c.flamegraph_note:
+            lines.append(f"- {c.name}: {c.flamegraph_note}")
+    return ["", "### Flamegraphs", "", *lines] if lines else []
+
+
 def _details(report: AbReport) -> list[str]:
     lines = []
     for c in report.comparisons:
@@ -166,6 +179,7 @@ def render_markdown(report: AbReport) -> str:
         lines.append("")
     lines += _details(report)
     lines += growth_sections(report)
+    lines += flamegraph_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -176,7 +190,8 @@ def render_text(report: AbReport) -> str:
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
     return "\n".join([headline(report), f"Rule: {rules_text(report)}",
-                      *table, *_details(report), *growth_sections(report)]) + "\n"
+                      *table, *_details(report), *growth_sections(report),
+                      *flamegraph_lines(report)]) + "\n"
 
 
 def _revision_document(r: Revision) -> dict[str, Any]:
@@ -195,6 +210,7 @@ def _scenario_document(c: ScenarioRounds, verdict: Verdict) -> dict[str, Any]:
         "name": c.name, "verdict": verdict, "not_compared": c.not_compared,
         "measure": c.measure, "growth_table": c.growth_table,
         "growth_notes": list(c.growth_notes),
+        "flamegraphs": c.flamegraphs, "flamegraph_note": c.flamegraph_note,
         "ratios": c.ratios, "median_ratio": s.median if s else None,
         "min_ratio": s.low if s else None, "max_ratio": s.high if s else None,
         "q1_ratio": s.q1 if s else None, "q3_ratio": s.q3 if s else None,

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stress.commands.common import add_scenarios_flag, add_verbose_flag, check_scale, start_logging
+from stress.engine.instructions import DEFAULT_TOKENS
 from stress.errors import ConfigError
 from stress.target import DEFAULT_TARGET
 
@@ -36,12 +37,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-growth", type=float, default=3.0, metavar="PCT",
                         help="instructions: a regression is a head/base instructions per token "
                              "ratio above 1 + PCT/100 (default: 3, i.e. above 1.03)")
-    parser.add_argument("--instruction-tokens", type=int, default=10_000, metavar="N",
+    parser.add_argument("--instruction-tokens", type=int, default=DEFAULT_TOKENS, metavar="N",
                         help="instruction counts run each scenario at N and 2N tokens "
-                             "(default: 10,000)")
+                             f"(default: {DEFAULT_TOKENS:,})")
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="instruction counts: N runs at once (default: one per CPU; a "
+                             "count does not depend on the load, wall-clock rounds always "
+                             "run one at a time)")
     parser.add_argument("--no-explain", action="store_true",
-                        help="on an instruction regression, do not rerun both sides under "
-                             "callgrind to name the functions that grew")
+                        help="on a regression, do not rerun both sides to explain it "
+                             "(callgrind's table of the functions that grew, py-spy's "
+                             "flamegraphs of base and head)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply message counts; aim for runs of a second or more "
                              "(shorter ones are noisier), e.g. 2 with the reference pipeline")
@@ -78,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.max_growth < 100:
         raise ConfigError(f"--max-growth {args.max_growth:g}: expected a percentage between 0 "
                           "and 100, e.g. 3 (a regression is then head/base > 1.03)")
+    if args.jobs < 0:
+        raise ConfigError(f"--jobs {args.jobs}: expected a whole number >= 0 (0: one per CPU)")
     if args.instruction_tokens < 1:
         raise ConfigError(f"--instruction-tokens {args.instruction_tokens}: expected a whole "
                           "number >= 1")
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         scenarios_file=scenarios, out_dir=args.out, repo=args.repo, keep=args.keep,
         measure=args.measure, max_growth_pct=args.max_growth,
         instruction_tokens=args.instruction_tokens, explain=not args.no_explain,
+        jobs=args.jobs,
     )
     report = run_gate(options)
     print(render_text(report), end="")

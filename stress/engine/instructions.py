@@ -6,6 +6,8 @@ interrupts and the log behave as for any run) with valgrind wrapped around it th
 profiler wraps the child. Three things would make the count depend on the clock rather than
 on the code, and are switched off for these runs: the sampler's thread and timers and the
 stack dump's heartbeat (``SAMPLER_ENV``), and the quit-under-load phase (a polling loop).
+Two more would make it depend on the machine, the process table psutil reads and how fast
+the latencies came out, and are made to read only the child (``COUNTED_CHILD``).
 
 The scenario is scaled to ``tokens`` and ``2 * tokens`` tokens; the figure is the difference
 of the two totals over the difference of the tokens received, so interpreter start-up, the
@@ -44,9 +46,68 @@ from stress.scenario import Scenario
 
 # The child reads this: "off" starts no sampler thread, no sampler timer, no heartbeat.
 SAMPLER_ENV = "STRESS_SAMPLER"
-DEFAULT_TOKENS = 10_000  # the smaller size: about a second of counting under valgrind
+# The smaller size. Start-up dominates a counted run's time (about 600 million instructions,
+# seconds under valgrind; 20,000 short tokens add a fraction of a second), while the odd run
+# whose fixed costs differ by some ten thousand instructions moves the figure by 0.1% at
+# 10,000 tokens apart and by half that at 20,000.
+DEFAULT_TOKENS = 20_000
 STARTUP_UNDER_VALGRIND_S = 120.0  # interpreter start and imports under valgrind
 FUNCTIONS_FILE = "functions-{name}.json"  # callgrind's per-function costs per token
+
+
+# The counted child: stress.engine.child as it is, with two things that read the machine
+# rather than the code made to read only the child itself. Without them the fixed costs of
+# two identical runs differed by up to a million instructions on a shared machine, 3% to 13%
+# of the per-token figure at 10,000 tokens apart (two runs now agree to about a thousand):
+# - psutil finds the child's own processes (each checkpoint's leftover check) by reading
+#   every process's /proc entry, about 37,000 instructions a process on the machine; here it
+#   reads /proc/PID/task/TID/children, the child's own (psutil's way stays where the kernel
+#   has no such files);
+# - time.perf_counter is a counter that steps a microsecond a call: the harness's latency
+#   histograms and the figures it writes took a size, so a cost, from how fast the machine
+#   happened to run (the loop's own clock, time.monotonic, is untouched). The counted run's
+#   times mean nothing, and are not used: its figure is the count.
+COUNTED_CHILD = """
+import itertools, os, runpy, time
+import psutil
+
+def children(self, recursive=False):
+    found, pending = [], [self.pid]
+    while pending:
+        pid = pending.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as listed:
+                    pids = [int(p) for p in listed.read().split()]
+            except OSError:
+                continue
+            found += pids
+            pending += pids if recursive else []
+    out = []
+    for pid in found:
+        try:
+            out.append(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    return out
+
+if os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+    psutil.Process.children = children
+ticks = itertools.count(1)
+time.perf_counter = lambda: next(ticks) * 1e-6
+runpy.run_module(%r, run_name="__main__", alter_sys=True)
+"""
+
+
+def counted_child_argv(argv: list[str]) -> list[str]:
+    """``python -m stress.engine.child SPEC`` as the counted child (:data:`COUNTED_CHILD`)."""
+    if len(argv) < 3 or argv[1] != "-m":
+        return argv
+    return [argv[0], "-c", COUNTED_CHILD % argv[2], *argv[3:]]
 
 
 class _ValgrindWrapper:
@@ -58,7 +119,7 @@ class _ValgrindWrapper:
         self.counter = counter
 
     def wrap(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-        return self.counter.wrap(argv, {**env, SAMPLER_ENV: "off"})
+        return self.counter.wrap(counted_child_argv(argv), {**env, SAMPLER_ENV: "off"})
 
     def attach(self, pid: int) -> None:
         pass
