@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stress.config.scenario import Scenario
 from stress.engine.options import Deadlines
 from stress.engine.supervise import run_child
 from stress.profiling import Profiler, make_profiler
-from stress.scenario import Scenario
 from stress.stats import median
 from stress.target import DEFAULT_TARGET
 

@@ -128,7 +128,7 @@ def standalone_child(target_name: str, scenarios: Path) -> int:
     """The target alone: asyncio.run, timed around its run(); prints tokens/s."""
     import asyncio
 
-    from stress.config import load_scenarios
+    from stress.config.scenarios import load_scenarios
     from stress.engine.harness import harness_for
     from stress.target import load_target
 

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from stress.config import load_scenarios  # noqa: E402
+from stress.config.scenarios import load_scenarios  # noqa: E402
 from stress.engine.options import Deadlines  # noqa: E402
 from stress.engine.runner import run_throughput  # noqa: E402
 from stress.engine.supervise import run_child  # noqa: E402

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stress.config.scenario import Scenario
 from stress.errors import ExitCode
-from stress.scenario import Scenario
 
 RESULTS_VERSION = 1
 

@@ -23,9 +23,9 @@ from stress.ab.model import (
 from stress.ab.render import headline, render_markdown, render_text, write_outputs
 from stress.ab.revisions import resolve_commit
 from stress.cli import main
+from stress.config.scenario import Scenario
 from stress.errors import ConfigError, ExitCode
 from stress.results import Failure, Metrics, Result, results_document
-from stress.scenario import Scenario
 
 
 def pair(number: int, base: float, head: float) -> Round:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stress.bench import bench, ceiling, workloads
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
 from stress.engine.harness import harness_for
 from stress.errors import ConfigError, ExitCode, StressError
 from stress.target import Stats

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
 from stress.engine.protocol import (
     ChildFigures,
     ChildSpec,

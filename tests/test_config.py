@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stress.config import apply_overrides, load_scenarios, parse_scenarios, select
+from stress.config.scenario import FLOAT_FIELDS, INT_FIELDS, Scenario, ScenarioError
+from stress.config.scenarios import apply_overrides, load_scenarios, parse_scenarios, select
 from stress.errors import ConfigError
-from stress.scenario import FLOAT_FIELDS, INT_FIELDS, Scenario, ScenarioError
 
 
 def test_builtin_scenarios_carry_the_seed_sizes_and_baselines() -> None:
@@ -194,7 +194,7 @@ def test_alias_bomb_fails_fast_with_bounded_memory(tmp_path: Path) -> None:
         "import resource, sys, time\n"
         "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
         "from pathlib import Path\n"
-        "from stress.config import load_scenarios\n"
+        "from stress.config.scenarios import load_scenarios\n"
         "from stress.errors import ConfigError\n"
         "start = time.perf_counter()\n"
         "try:\n"

@@ -32,6 +32,7 @@ from stress.ab.model import (
 )
 from stress.ab.render import render_markdown, report_document
 from stress.commands import ab as ab_command
+from stress.config.scenario import Scenario
 from stress.engine.instructions import (
     InstructionFigures,
     measure_instructions,
@@ -46,7 +47,6 @@ from stress.report.read import parse_blocks
 from stress.report.summary import render_summary
 from stress.report.text import format_block
 from stress.results import Metrics, Result, results_document
-from stress.scenario import Scenario
 from stress.target import Stats
 
 REPO = Path(__file__).resolve().parent.parent

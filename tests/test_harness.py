@@ -8,12 +8,12 @@ import json
 
 import pytest
 
+from stress.config.scenario import Scenario, ScenarioError, Thresholds, build_scenario
 from stress.engine.harness import failure_plan, harness_for
 from stress.engine.judge import metrics_from, run_notes, threshold_failures
 from stress.engine.protocol import ChildFigures, ProtocolError, RunFigures, Sample
 from stress.engine.verdicts import NOT_VERIFIED_NOTE, memory_slope
 from stress.results import Metrics
-from stress.scenario import Scenario, ScenarioError, Thresholds, build_scenario
 from stress.stats import least_squares_slope
 from stress.target import Stats
 

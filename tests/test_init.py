@@ -17,7 +17,7 @@ import yaml
 
 from stress import __version__, cli
 from stress.commands import init, init_pin, init_target
-from stress.settings import resolve_settings
+from stress.config.settings import resolve_settings
 from stress.target import DEFAULT_TARGET
 
 ROOT = Path(__file__).resolve().parents[1]

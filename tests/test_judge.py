@@ -6,7 +6,7 @@ import dataclasses
 import signal
 from typing import Any
 
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
 from stress.engine import judge, verdicts
 from stress.engine.protocol import QuitFigures, RunFigures, Sample
 from stress.results import Metrics, threshold_checks

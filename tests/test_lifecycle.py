@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from stress.config import load_scenarios
+from stress.config.scenario import ScenarioError, build_scenario
+from stress.config.scenarios import load_scenarios
 from stress.engine.harness import harness_for
 from stress.engine.leftovers import Leftovers, LeftTask, attribute, judge_leftovers, take_tasks
 from stress.engine.lifecycle import (
@@ -18,7 +19,6 @@ from stress.engine.lifecycle import (
 )
 from stress.engine.protocol import ChildFigures, ProtocolError, RunFigures
 from stress.results import Metrics
-from stress.scenario import ScenarioError, build_scenario
 
 SCENARIOS = load_scenarios()
 

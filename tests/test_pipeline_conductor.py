@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from stress.config.scenario import Scenario
 from stress.engine.harness import harness_for
 from stress.pipeline import Overflow, ReferencePipeline, failure_plan, reference
 from stress.pipeline.transcript import StreamState
-from stress.scenario import Scenario
 from stress.target import Stats, load_target
 
 

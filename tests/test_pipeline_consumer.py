@@ -8,13 +8,13 @@ import time
 
 import pytest
 
+from stress.config.scenario import Scenario
 from stress.engine.harness import harness_for
 from stress.pipeline.backend import token_text
 from stress.pipeline.channel import Channel
 from stress.pipeline.consumer import Consumer
 from stress.pipeline.events import StreamEnd, StreamError, StreamStart, TokenRun
 from stress.pipeline.transcript import BLOCK_PARTS, StreamState, Transcript
-from stress.scenario import Scenario
 from stress.target import Stats
 
 

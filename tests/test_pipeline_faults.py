@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from stress.config.scenario import Scenario
 from stress.engine.harness import harness_for
 from stress.engine.stacks import await_chain
 from stress.pipeline import faults, reference
-from stress.scenario import Scenario
 from stress.target import Stats, load_target
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from stress.config.scenario import Scenario
 from stress.engine.options import Deadlines
 from stress.engine.protocol import ChildFigures, ChildSpec
 from stress.engine.supervise import CHILD_MODULE, run_child
 from stress.process import child_environment
 from stress.profiling import ProfileOutcome, Profiler, make_profiler
 from stress.profiling.offline_html import memray_vendor_dir, remote_assets
-from stress.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_ROLES = {"memray_capture", "memray_flamegraph", "memray_leaks_flamegraph",

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from stress.config import load_scenarios
-from stress.settings import KEYS
+from stress.config.scenarios import load_scenarios
+from stress.config.settings import KEYS
 from tests.test_noxfile import sessions as noxfile_sessions
 
 REPO = Path(__file__).resolve().parents[1]

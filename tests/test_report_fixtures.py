@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from stress.config.scenario import Scenario, Thresholds
 from stress.engine import judge
 from stress.engine.protocol import RunFigures
 from stress.results import Environment, Failure, Metrics, Result, Sample, Status
-from stress.scenario import Scenario, Thresholds
 
 ENVIRONMENT = Environment(python="3.11.7", implementation="CPython",
                           platform="Linux-6.1-x86_64-with-glibc2.36", cpu_count=2,

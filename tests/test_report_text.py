@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from stress.config import load_scenarios
+from stress.config.scenario import Scenario, Thresholds
+from stress.config.scenarios import load_scenarios
 from stress.engine import judge
 from stress.report.text import format_block, format_failure_lines, verdict_lines
 from stress.results import Failure, Result
-from stress.scenario import Scenario, Thresholds
 from tests.test_report_fixtures import (
     BACKPRESSURE,
     SHORT,

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from stress.config.scenario import Scenario, Thresholds
 from stress.results import (
     Check,
     Result,
@@ -18,7 +19,6 @@ from stress.results import (
     results_document,
     threshold_checks,
 )
-from stress.scenario import Scenario, Thresholds
 from tests.test_report_fixtures import SHORT, loss_result, result, seed_results
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from stress.cli import build_parser
 from stress.commands.run import apply_settings
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = """\

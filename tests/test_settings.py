@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
+from stress.config.settings import KEYS, resolve_settings, to_json
 from stress.errors import ConfigError
-from stress.settings import KEYS, resolve_settings, to_json
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -150,6 +150,6 @@ def test_without_names_the_projects_select_is_the_matrix(
                             capture_output=True, text=True).stdout
     done = subprocess.run(["jq", "-c", jq_filter], input=config, check=True,
                           capture_output=True, text=True)
-    from stress.config import load_scenarios
+    from stress.config.scenarios import load_scenarios
 
     assert json.loads(done.stdout) == (names or list(load_scenarios()))

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from stress.ab.model import AbOptions, Revision, ScenarioMeasure, Side, measure_for
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
 from stress.engine.instructions import FUNCTIONS_FILE, read_functions
 from stress.errors import StressError
 from stress.profiling.callgrind import growth_table, slower_functions
@@ -32,7 +32,7 @@ GROWTH_ROWS = 8
 _PACING = """
 import json, sys
 from pathlib import Path
-from stress.config import load_scenarios
+from stress.config.scenarios import load_scenarios
 found = load_scenarios(Path(sys.argv[1]) if sys.argv[1] else None)
 print(json.dumps({n: [s.token_delay_us, s.consumer_delay_us] for n, s in found.items()}))
 """

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from stress.bench.workloads import Workload, ideal_duration_s, payload_mb
+from stress.config.scenario import Scenario
 from stress.engine.options import Deadlines
 from stress.engine.protocol import ChildFigures, Loop, QuitFigures, RunFigures
 from stress.engine.supervise import StopRequest, run_child
 from stress.errors import ExitCode, StressError
-from stress.scenario import Scenario
 from stress.stats import median_index, throughput
 from stress.target import DEFAULT_TARGET
 

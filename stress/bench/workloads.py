@@ -12,9 +12,9 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stress.config import load_scenarios
+from stress.config.scenario import Scenario, Thresholds
+from stress.config.scenarios import load_scenarios
 from stress.errors import ConfigError
-from stress.scenario import Scenario, Thresholds
 
 _MB = 1024 * 1024
 

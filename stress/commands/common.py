@@ -16,8 +16,8 @@ from stress.console import configure_logging
 from stress.errors import ConfigError
 
 if TYPE_CHECKING:
-    from stress.scenario import Scenario
-    from stress.settings import Settings
+    from stress.config.scenario import Scenario
+    from stress.config.settings import Settings
 
 
 def add_scenarios_flag(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def add_scenarios_flag(parser: argparse.ArgumentParser) -> None:
 
 def chosen_scenarios(args: argparse.Namespace, names: list[str]) -> list[Scenario]:
     # Imported here: loading YAML is only needed by the commands that run, not by `--help`.
-    from stress.config import BUILTIN_NAME, load_scenarios, select
+    from stress.config.scenarios import BUILTIN_NAME, load_scenarios, select
 
     source = str(args.scenarios) if args.scenarios else BUILTIN_NAME
     return select(load_scenarios(args.scenarios), names, source)
@@ -48,7 +48,7 @@ def resolve_run_settings(args: argparse.Namespace) -> Settings:
     (or ``stress.toml``) over the built-in defaults. Resolved once, here."""
     import os
 
-    from stress.settings import resolve_settings
+    from stress.config.settings import resolve_settings
 
     typed: set[str] = getattr(args, "given_flags", set())
 

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from stress.settings import Settings, resolve_settings, to_json
+from stress.config.settings import Settings, resolve_settings, to_json
 
 HELP = ("print the resolved options (defaults < [tool.stress] or stress.toml < STRESS_* "
         "variables < flags) and where each came from")

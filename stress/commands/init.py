@@ -192,7 +192,7 @@ def _read_pyproject(path: Path) -> dict[str, object] | None:
 
 def settings_text(target: str | None, *, in_pyproject: bool) -> str:
     """The settings table: ``[tool.stress]`` for a pyproject.toml, top-level for stress.toml."""
-    from stress.config import load_scenarios  # YAML: only when init runs, not for --help
+    from stress.config.scenarios import load_scenarios  # YAML: only when init runs, not for --help
 
     builtin = list(load_scenarios())
     chosen = [name for name in DEFAULT_SELECT if name in builtin]

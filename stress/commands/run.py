@@ -24,6 +24,7 @@ from stress.commands.common import (
     resolve_run_settings,
     start_logging,
 )
+from stress.config.scenario import Scenario
 from stress.console import Progress, annotate_error, group
 from stress.container import session as container_session
 from stress.engine.instruction_options import add_measure_flags, check_measure
@@ -37,12 +38,11 @@ from stress.results import (
     overall_exit_code,
     was_interrupted,
 )
-from stress.scenario import Scenario
 from stress.target import DEFAULT_TARGET
 
 if TYPE_CHECKING:
+    from stress.config.settings import Settings
     from stress.engine.supervise import StopRequest
-    from stress.settings import Settings
 
 log = logging.getLogger("stress.commands.run")
 
@@ -237,7 +237,7 @@ def apply_settings(args: argparse.Namespace) -> Settings:
 
 
 def write_resolved_scenarios(settings: Settings) -> Path:
-    from stress.config import scenarios_yaml
+    from stress.config.scenarios import scenarios_yaml
 
     folder = Path(tempfile.mkdtemp(prefix="stress-scenarios-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)

@@ -88,7 +88,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _project(root: Path, table: dict[str, Any], environ: Mapping[str, str] | None,
              build_system: object) -> Project:
-    from stress.settings import resolve_settings
+    from stress.config.settings import resolve_settings
 
     name = table.get("name")
     if not isinstance(name, str) or not name:

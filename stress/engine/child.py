@@ -29,6 +29,7 @@ from typing import Any
 
 import psutil
 
+from stress.config.scenario import Scenario
 from stress.engine.harness import HarnessParams, harness_for
 from stress.engine.leftovers import (
     Checkpoint,
@@ -46,7 +47,6 @@ from stress.engine.sampler import Sampler, rss_mb
 from stress.engine.stacks import install_dump_handlers, watch_loop
 from stress.engine.teardown import die_with_parent
 from stress.profiling.base import wait_until_attached
-from stress.scenario import Scenario
 from stress.target import Stats, Target, load_target
 
 log = logging.getLogger("stress.engine.child")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from stress.config.scenario import Scenario
 from stress.engine.options import Deadlines, RunOptions
 from stress.engine.protocol import Loop
 from stress.engine.supervise import ChildRun, StopRequest, run_child
@@ -42,7 +43,6 @@ from stress.profiling.instructions import (
     require_valgrind,
 )
 from stress.results import Metrics
-from stress.scenario import Scenario
 
 # The child reads this: "off" starts no sampler thread, no sampler timer, no heartbeat.
 SAMPLER_ENV = "STRESS_SAMPLER"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+from stress.config.scenario import Scenario
 from stress.engine import verdicts
 from stress.engine.protocol import QuitFigures, RunFigures, Sample
 from stress.results import Check, Failure, Metrics, meets, threshold_checks
-from stress.scenario import Scenario
 from stress.stats import throughput
 from stress.streams import StreamReport
 

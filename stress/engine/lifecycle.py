@@ -22,11 +22,11 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stress.config.scenario import Scenario
 from stress.engine import judge
 from stress.engine.harness import harness_for
 from stress.engine.leftovers import judge_leftovers
 from stress.results import Failure, Metrics, Status
-from stress.scenario import Scenario
 from stress.target import Params, Target
 
 if TYPE_CHECKING:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from stress.config.scenario import Scenario, Thresholds
 from stress.engine.leftovers import Leftovers
 from stress.errors import EngineError
 from stress.histogram import LatencySummary
-from stress.scenario import Scenario, Thresholds
 from stress.streams import Divergence, StreamReport
 
 # 2: ChildFigures carries the verifier's StreamReport ("streams").

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
+from stress.config.scenario import Scenario
 from stress.engine import judge, lifecycle
 from stress.engine.environment import environment
 from stress.engine.options import ProfileKind, RunOptions
@@ -33,7 +34,6 @@ from stress.results import (
     threshold_checks,
 )
 from stress.results import Sample as SeriesPoint
-from stress.scenario import Scenario
 from stress.stats import median_index, throughput
 
 log = logging.getLogger("stress.engine.runner")

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import psutil
 
+from stress.config.scenario import Scenario
 from stress.engine import stacks, teardown
 from stress.engine.capped import cap_section
 from stress.engine.options import Deadlines
 from stress.engine.protocol import ChildFigures, ChildSpec, Loop, Phase, ProtocolError, Sample
 from stress.process import child_environment, on_interrupt, stop_in_stages
-from stress.scenario import Scenario
 
 if TYPE_CHECKING:
     from stress.profiling.base import ProfileOutcome, Profiler

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from stress.config.scenario import Scenario
 from stress.engine.harness import failure_plan
 from stress.engine.protocol import RunFigures, Sample
 from stress.results import Check, Failure, Metrics
-from stress.scenario import Scenario
 from stress.stats import least_squares_slope
 from stress.streams import Divergence, StreamReport
 

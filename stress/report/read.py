@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stress.config.scenario import Scenario
 from stress.errors import ConfigError
 from stress.report import labels
 from stress.results import Metrics, Result, Status, parse_results_document
-from stress.scenario import Scenario
 
 _HEADER = re.compile(rf"^\s*{re.escape(labels.HEADER_PREFIX)}(?P<title>.+?)"
                      rf"{re.escape(labels.HEADER_SUFFIX)}\s*$")

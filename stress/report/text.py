@@ -10,10 +10,10 @@ metric is in results.json and report.html whatever the block shows.
 
 from __future__ import annotations
 
+from stress.config.scenario import Scenario
 from stress.report import labels
 from stress.report.labels import field_line
 from stress.results import UNFINISHED_STATUSES, Failure, Result
-from stress.scenario import Scenario
 
 DEFAULT_MESSAGE_SIZE = 10
 

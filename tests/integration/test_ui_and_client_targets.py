@@ -21,10 +21,10 @@ import pytest
 pytest.importorskip("textual")
 pytest.importorskip("openai")
 
+from stress.config.scenario import Scenario
 from stress.engine import stacks
 from stress.engine.harness import harness_for
 from stress.errors import ExitCode
-from stress.scenario import Scenario
 from tests.integration.conftest import run_stress
 from tests.integration.test_runner_faults import failure_of, line_of, log_of
 from tests.targets import openai_chat, textual_chat

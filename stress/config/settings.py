@@ -45,11 +45,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, cast
 
-from stress import config
+from stress.config import scenarios as config
+from stress.config.project import SCENARIOS_TABLE, ProjectConfig, find_project_config
+from stress.config.scenario import Scenario, describe
 from stress.errors import ConfigError
 from stress.profiling import PROFILE_KINDS
-from stress.project_config import SCENARIOS_TABLE, ProjectConfig, find_project_config
-from stress.scenario import Scenario, describe
 from stress.target import DEFAULT_TARGET
 
 T = TypeVar("T")

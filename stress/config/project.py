@@ -1,5 +1,5 @@
 """Finding and reading the project config: ``[tool.stress]`` in ``pyproject.toml``, or
-``stress.toml`` for a repository without one. What the keys mean is ``stress.settings``'s."""
+``stress.toml`` for a repository without one. What the keys mean is ``stress.config.settings``'s."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stress import strict_yaml
+from stress.config import strict_yaml
+from stress.config.scenario import describe
 from stress.errors import ConfigError
-from stress.scenario import describe
 
 SCENARIOS_TABLE = "scenarios"  # the overrides table: the one key that is not a setting
 

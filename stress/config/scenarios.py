@@ -32,9 +32,8 @@ from typing import Any
 
 import yaml
 
-from stress import strict_yaml
-from stress.errors import ConfigError
-from stress.scenario import (
+from stress.config import strict_yaml
+from stress.config.scenario import (
     SCENARIO_KEYS,
     Scenario,
     build_scenario,
@@ -42,6 +41,7 @@ from stress.scenario import (
     describe,
     reject_unknown,
 )
+from stress.errors import ConfigError
 
 BUILTIN_NAME = "stress/scenarios.yaml"
 EXTENDS_KEY = "extends"
