@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from stress.target import Params, Stats
+from tests.targets.loopback import serve
 
 
 class RealSse:
@@ -28,15 +29,9 @@ class RealSse:
 
     async def setup(self, params: Params) -> None:
         app = Starlette(routes=[Route("/stream/{messages:int}", self._stream)])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
-                                                    log_level="warning", lifespan="off"))
-        self.serving = asyncio.create_task(self.server.serve(), name="uvicorn")
-        while not self.server.started:
-            if self.serving.done():
-                await self.serving
-            await asyncio.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0)
+        served = await serve(app)
+        self.server, self.serving = served.server, served.serving
+        self.client = httpx.AsyncClient(base_url=served.url, timeout=5.0)
 
     async def teardown(self) -> None:
         if self.client is not None:

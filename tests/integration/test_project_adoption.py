@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ from tests.integration.test_container_engine import remove_new_images
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
+SLOW_TARGET = REPO / "tests" / "targets" / "slow.py"  # copied beside a container run's inputs
 REQUIRED = os.environ.get("STRESS_REQUIRE_DOCKER") == "1"
 BASE = os.environ.get("STRESS_BASE_IMAGE") or "stress-kit-base:trixie"
 RUN_ID = uuid.uuid4().hex[:6]
@@ -306,22 +308,6 @@ def test_a_config_error_is_one_line_and_exit_2(kit_venv: Path, project: Path, ol
         pyproject.write_text(good, encoding="utf-8")
 
 
-SLEEPY = '''
-import asyncio
-
-
-class Sleepy:
-    """Streams one token every 50 ms until told to quit: long enough to look at."""
-
-    async def run(self, params, stats, quit):
-        for _ in range(params.messages):
-            if quit.is_set():
-                return
-            await asyncio.sleep(0.05)
-            stats.messages_sent += 1
-            stats.tokens_received += 1
-        stats.streams_completed += 1
-'''
 
 
 def labelled(client: Any) -> list[Any]:
@@ -334,7 +320,7 @@ def test_the_hardened_container_while_it_runs_and_after_a_signal(
     # A folder of plain modules (no pyproject): mounted. The scenarios file sits beside the
     # target module, so both mounts come from one host folder.
     tmp_path.chmod(0o755)  # the container's user (not root) reads it as "others"
-    (tmp_path / "sleepy.py").write_text(SLEEPY.lstrip(), encoding="utf-8")
+    shutil.copy(SLOW_TARGET, tmp_path / "slow.py")
     (tmp_path / "scenarios.yaml").write_text(
         "scenarios:\n  slow:\n    title: Slow\n    messages: 2000\n    timeout_s: 300\n",
         encoding="utf-8")
@@ -342,7 +328,7 @@ def test_the_hardened_container_while_it_runs_and_after_a_signal(
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     session = subprocess.Popen(
         [str(kit_venv / "stress-kit"), "run", "--engine", "docker", "--base", BASE,
-         "--target", "sleepy:Sleepy", "--scenarios", "scenarios.yaml", "--no-evidence"],
+         "--target", "slow:Slow", "--scenarios", "scenarios.yaml", "--no-evidence"],
         cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import pytest
 from stress.engine.teardown import WORK_DIR_PREFIX, reap_stale_work_dirs
 from stress.errors import ExitCode
 from tests.integration.conftest import REPO, stress_env
+
+SLOW_TARGET = REPO / "tests" / "targets" / "slow.py"  # copied beside a container run's inputs
 
 pytestmark = pytest.mark.slow
 
@@ -459,22 +462,6 @@ def test_links_the_target_plants_while_it_runs_are_not_followed(tmp_path: Path,
 
 # -- the container session ------------------------------------------------------------------
 
-SLOW = '''
-import asyncio
-
-
-class Slow:
-    """One token every 50 ms until told to quit: a scenario that is surely running."""
-
-    async def run(self, params, stats, quit):
-        for _ in range(params.messages):
-            if quit.is_set():
-                return
-            await asyncio.sleep(0.05)
-            stats.messages_sent += 1
-            stats.tokens_received += 1
-        stats.streams_completed += 1
-'''
 
 
 @pytest.fixture(scope="module")
@@ -511,7 +498,7 @@ def labelled_containers() -> set[str]:
 def start_session(folder: Path, out: Path, tag: str, *args: str) -> subprocess.Popen[str]:
     """`stress-kit run --engine docker` from a folder holding a plain target module, in a
     process group of its own (so a test can send Ctrl-C to the group, as a terminal does)."""
-    (folder / "slow.py").write_text(SLOW.lstrip(), encoding="utf-8")
+    shutil.copy(SLOW_TARGET, folder / "slow.py")
     folder.chmod(0o755)  # the container's user (not root) reads the mount as "others"
     return subprocess.Popen(
         [sys.executable, "-m", "stress", "run", *args, "--scenarios", "quick.yaml", "--out",
@@ -587,7 +574,7 @@ def test_an_interrupted_nox_stops_the_container_run_cleanly(
     interrupted results."""
     before = labelled_containers()
     out = tmp_path / "out"
-    (tmp_path / "slow.py").write_text(SLOW.lstrip(), encoding="utf-8")
+    shutil.copy(SLOW_TARGET, tmp_path / "slow.py")
     tmp_path.chmod(0o755)  # the container's user (not root) reads the mount as "others"
     env = stress_env()
     env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"

@@ -28,12 +28,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import uvicorn
 import websockets
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
+
+from tests.targets.loopback import serve
 
 SENT_BEFORE_STALL = 5
 MANY_TASKS = 20_000
@@ -57,13 +58,9 @@ class SseStall:
             return EventSourceResponse(events(request), ping=3600)
 
         app = Starlette(routes=[Route("/stream", stream)])
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
-                                               log_level="warning", lifespan="off"))
-        serving = asyncio.create_task(server.serve(), name="uvicorn")
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=None) as client:
+        served = await serve(app)
+        server, serving = served.server, served.serving
+        async with httpx.AsyncClient(base_url=served.url, timeout=None) as client:
             reader = asyncio.create_task(self._read(client, stats), name="sse-reader")
             await asyncio.wait([reader, asyncio.create_task(_hang_until(quit))],
                                return_when=asyncio.FIRST_COMPLETED)

@@ -44,6 +44,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from tests.targets.loopback import serve
+
 CHUNK = 50  # tokens per chunk at most
 FAULT_EVERY = 7  # the faulty servers' chunk period
 MODEL = "local-chat"
@@ -75,16 +77,9 @@ class OpenAIChat:
         logging.getLogger("httpx2").setLevel(logging.WARNING)
         app = Starlette(routes=[Route("/v1/chat/completions", self._completions,
                                       methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.serving = asyncio.create_task(self.server.serve(), name="uvicorn")
-        while not self.server.started:
-            if self.serving.done():
-                await self.serving  # raises the reason it could not start
-            await asyncio.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1",
+        served = await serve(app)
+        self.server, self.serving = served.server, served.serving
+        self.client = openai.AsyncOpenAI(base_url=f"{served.url}/v1",
                                          api_key="test", max_retries=0,
                                          timeout=self.read_timeout_s)
         # One exchange before the measured window: the client's first request imports and

@@ -28,6 +28,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from tests.targets.loopback import serve
+
 RECONNECT_EVERY = 500
 RESUME_BACK = 10
 READ_TIMEOUT_S = 0.5
@@ -49,16 +51,9 @@ class SseChat:
     async def setup(self, params: Any) -> None:
         self.params = params
         app = Starlette(routes=[Route("/stream/{conversation:int}", self._stream)])
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.serving = asyncio.create_task(self.server.serve(), name="uvicorn")
-        while not self.server.started:
-            if self.serving.done():
-                await self.serving  # raises the reason it could not start
-            await asyncio.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+        served = await serve(app)
+        self.server, self.serving = served.server, served.serving
+        self.client = httpx.AsyncClient(base_url=served.url,
                                         timeout=httpx.Timeout(5.0, read=READ_TIMEOUT_S))
 
     async def teardown(self) -> None:
