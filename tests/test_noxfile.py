@@ -15,8 +15,18 @@ def sessions() -> dict[str, ast.FunctionDef]:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and any(
                 "nox.session" in ast.unparse(d) for d in node.decorator_list):
-            found[node.name] = node
+            found[session_name(node)] = node
     return found
+
+
+def session_name(node: ast.FunctionDef) -> str:
+    """The name nox knows it by: the decorator's ``name=``, else the function's."""
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call):
+            for keyword in decorator.keywords:
+                if keyword.arg == "name":
+                    return str(ast.literal_eval(keyword.value))
+    return node.name
 
 
 def tags_of(node: ast.FunctionDef) -> set[str]:
