@@ -164,7 +164,7 @@ def test_an_openai_stream_passes_the_builtin_scenarios(tmp_path: Path,
 
 @pytest.mark.parametrize(("target", "headline", "count", "kind"), [
     ("duplicate", "FAILURE: Tokens delivered more than once", "duplicated", "duplicated"),
-    ("lost", "FAILURE: Significant message loss under backpressure", "lost", "lost"),
+    ("lost", "FAILURE: Significant message loss under error injection", "lost", "lost"),
 ])
 def test_a_server_fault_behind_the_openai_client_is_diagnosed(
         tmp_path: Path, target: str, headline: str, count: str, kind: str) -> None:
