@@ -145,7 +145,9 @@ def load_target(spec: str) -> TargetFactory:
     except ImportError as exc:
         raise ConfigError(
             f"--target {spec!r}: cannot import module {module_name!r} ({exc}); "
-            "check the name and that it is on PYTHONPATH"
+            f"check the name, and that the project and its dependencies are installed where "
+            f"the kit runs ({sys.prefix}: pip install -e . there), or run it in the container "
+            "(--engine docker), which installs them"
         ) from exc
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):

@@ -159,6 +159,10 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     done = run_stress("run", "short", "--target", "nosuch.module:x", "--out", tmp_path)
     assert done.returncode == ExitCode.USAGE_ERROR
     assert "cannot import module 'nosuch.module'" in done.stderr
+    # A project not installed where the kit runs: the two ways out, on the one line.
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "pip install -e . there" in done.stderr
+    assert "--engine docker" in done.stderr
     done = run_stress("run", "short", "--scale", "0", "--out", tmp_path)
     assert done.returncode == ExitCode.USAGE_ERROR
     assert "--scale 0.0: expected a factor > 0" in done.stderr
