@@ -92,6 +92,8 @@ def quiet_log(title: str) -> Iterator[list[str]]:
     lines: list[str] = []
     try:
         yield lines
+    except KeyboardInterrupt:
+        raise  # the user stopped it: the tool did not fail, its log says nothing they need
     except BaseException:
         github = on_github_actions()
         print(f"::group::{title} (log)" if github else f"--- {title}: log", file=sys.stderr,

@@ -93,3 +93,12 @@ def test_a_quiet_log_shows_only_when_it_fails(
         failing_build()
     assert capsys.readouterr().err.splitlines() == ["::group::build (log)", "Step 1/9",
                                                     "::endgroup::"]
+
+    def interrupted_build() -> None:
+        with console.quiet_log("build") as log:
+            log.append("Step 1/9\n")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_build()
+    assert capsys.readouterr().err == "", "an interrupt is no failure to show the log for"

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -103,8 +104,15 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{phase}-budget {getattr(args, f'{phase}_budget')}: "
                               "expected seconds > 0")
     check_measure(args)  # before any run: no valgrind is one line and exit 2, no fallback
-    if args.engine != "host" and (code := container_session.run(args)) is not None:
-        return code  # None: --engine auto found no engine, so the run goes on here
+    if args.engine != "host":
+        started = time.time()
+        try:
+            code = container_session.run(args)
+        except KeyboardInterrupt:
+            _record_not_run(args, settings, since=started)
+            raise
+        if code is not None:
+            return code  # None: --engine auto found no engine, so the run goes on here
     # A SIGTERM before the runner installs its own handler ends the run as a Ctrl-C does:
     # one line and exit 4 (stress.cli), never the default silent death.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -112,6 +120,20 @@ def run(args: argparse.Namespace) -> int:
         return _run_here(args, settings)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _record_not_run(args: argparse.Namespace, settings: Settings, *, since: float) -> None:
+    """An interrupt before the container wrote any result (while the engine was reached or
+    the image built): the results folder still lists every scenario, not run."""
+    from stress.report.folder import claim, remove_stale_files, write_reports_safely
+
+    written = args.out / "results.json"
+    if written.exists() and written.stat().st_mtime >= since:
+        return  # the run in the container got far enough to write its own
+    scenarios = settings.chosen_scenarios()
+    with claim(args.out):
+        remove_stale_files(args.out, [s.name for s in scenarios])
+        write_reports_safely([not_run_result(s, None) for s in scenarios], args.out)
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:

@@ -11,8 +11,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -160,6 +162,37 @@ def test_an_interrupt_before_the_first_scenario_is_exit_4(tmp_path: Path, quick:
     code, _, stderr = finish(proc, timeout=20)
     assert code == ExitCode.CRASHED_OR_HUNG
     assert stderr.strip() == "interrupted"
+
+
+def test_an_interrupt_before_the_container_runs_lists_every_scenario_not_run(
+        tmp_path: Path, quick: Path) -> None:
+    """Ctrl-C while the engine is being reached (or the image built): no container ran, and
+    the results folder still says so, scenario by scenario."""
+    socket_path = tmp_path / "docker.sock"
+    connected = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(socket_path))
+        server.listen()
+
+        def accept_and_say_nothing() -> None:
+            connection, _ = server.accept()  # an engine that never answers
+            with connection:
+                connected.set()
+                while connection.recv(65536):  # until the run is gone
+                    pass
+
+        threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+        out = tmp_path / "out"
+        proc = start("first", "second", "--scenarios", quick, "--out", out, "--engine",
+                     "docker", env={"DOCKER_HOST": f"unix://{socket_path}"})
+        assert connected.wait(30), "the run reached the engine"
+        proc.send_signal(signal.SIGINT)
+        code, _, stderr = finish(proc, timeout=30)
+    assert code == ExitCode.CRASHED_OR_HUNG, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+    assert {name: r["status"] for name, r in results(out).items()} == {
+        "first": "not_run", "second": "not_run"}
+    assert "interrupted" in (out / "summary.md").read_text(encoding="utf-8").splitlines()[0]
 
 
 def test_a_killed_runner_takes_its_child_along(tmp_path: Path, quick: Path) -> None:
