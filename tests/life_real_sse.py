@@ -11,34 +11,30 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
-import uvicorn
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
 from stress.target import Params, Stats
-from tests.targets.loopback import serve
+from tests.targets.loopback import Served, serve
 
 
 class RealSse:
     def __init__(self) -> None:
-        self.server: uvicorn.Server | None = None
-        self.serving: asyncio.Task[None] | None = None
+        self.served: Served | None = None
         self.client: httpx.AsyncClient | None = None
 
     async def setup(self, params: Params) -> None:
         app = Starlette(routes=[Route("/stream/{messages:int}", self._stream)])
-        served = await serve(app)
-        self.server, self.serving = served.server, served.serving
+        self.served = served = await serve(app)
         self.client = httpx.AsyncClient(base_url=served.url, timeout=5.0)
 
     async def teardown(self) -> None:
         if self.client is not None:
             await self.client.aclose()
-        if self.server is not None and self.serving is not None:
-            self.server.should_exit = True
-            await self.serving
+        if self.served is not None:
+            await self.served.stop()
 
     async def _stream(self, request: Request) -> EventSourceResponse:
         messages = int(request.path_params["messages"])

@@ -620,8 +620,10 @@ def test_an_interrupted_nox_stops_the_container_run_cleanly(
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     try:
-        wait_for(log_says(out / "stress-test-first.log", "$ "), timeout=300,
+        started = log_says(out / "stress-test-first.log", "$ ")
+        wait_for(lambda: started() or nox.poll() is not None, timeout=300,
                  what="the first scenario in the container")
+        assert nox.poll() is None, nox.communicate()[0][-3000:]  # nox itself failed
         time.sleep(1.5)
         if how == "SIGINT to nox's group":
             os.killpg(nox.pid, signal.SIGINT)

@@ -20,6 +20,11 @@ class Served:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    async def stop(self) -> None:
+        """Let uvicorn finish its open responses and return."""
+        self.server.should_exit = True
+        await self.serving
+
 
 async def serve(app: Any) -> Served:
     """Start uvicorn serving ``app`` and return once it listens (or raise why it could not)."""

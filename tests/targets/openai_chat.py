@@ -38,13 +38,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from tests.targets.loopback import serve
+from tests.targets.loopback import Served, serve
 
 CHUNK = 50  # tokens per chunk at most
 FAULT_EVERY = 7  # the faulty servers' chunk period
@@ -64,8 +63,7 @@ class OpenAIChat:
 
     def __init__(self) -> None:
         self.params: Any = None
-        self.server: uvicorn.Server | None = None
-        self.serving: asyncio.Task[None] | None = None
+        self.served: Served | None = None
         self.client: openai.AsyncOpenAI | None = None
         self.stalled = asyncio.Event()  # never set: what the stalling server waits on
 
@@ -77,8 +75,7 @@ class OpenAIChat:
         logging.getLogger("httpx2").setLevel(logging.WARNING)
         app = Starlette(routes=[Route("/v1/chat/completions", self._completions,
                                       methods=["POST"])])
-        served = await serve(app)
-        self.server, self.serving = served.server, served.serving
+        self.served = served = await serve(app)
         self.client = openai.AsyncOpenAI(base_url=f"{served.url}/v1",
                                          api_key="test", max_retries=0,
                                          timeout=self.read_timeout_s)
@@ -93,9 +90,8 @@ class OpenAIChat:
     async def teardown(self) -> None:
         if self.client is not None:
             await self.client.close()
-        if self.server is not None and self.serving is not None:
-            self.server.should_exit = True
-            await self.serving
+        if self.served is not None:
+            await self.served.stop()
 
     # The server side: an OpenAI-compatible model.
 

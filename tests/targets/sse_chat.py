@@ -22,13 +22,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import uvicorn
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from tests.targets.loopback import serve
+from tests.targets.loopback import Served, serve
 
 RECONNECT_EVERY = 500
 RESUME_BACK = 10
@@ -42,8 +41,7 @@ class SseChat:
 
     def __init__(self) -> None:
         self.params: Any = None
-        self.server: uvicorn.Server | None = None
-        self.serving: asyncio.Task[None] | None = None
+        self.served: Served | None = None
         self.client: httpx.AsyncClient | None = None
 
     # Lifecycle: outside the measured window.
@@ -51,17 +49,15 @@ class SseChat:
     async def setup(self, params: Any) -> None:
         self.params = params
         app = Starlette(routes=[Route("/stream/{conversation:int}", self._stream)])
-        served = await serve(app)
-        self.server, self.serving = served.server, served.serving
+        self.served = served = await serve(app)
         self.client = httpx.AsyncClient(base_url=served.url,
                                         timeout=httpx.Timeout(5.0, read=READ_TIMEOUT_S))
 
     async def teardown(self) -> None:
         if self.client is not None:
             await self.client.aclose()
-        if self.server is not None and self.serving is not None:
-            self.server.should_exit = True
-            await self.serving
+        if self.served is not None:
+            await self.served.stop()
 
     # The server side: the model backend.
 
