@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +41,14 @@ def scenarios_file(tmp_path: Path) -> Path:
         "  third:\n    title: Third Quick\n    messages: 2000\n    timeout_s: 30\n",
         encoding="utf-8")
     return path
+
+
+def results_of(out: Path) -> dict[str, dict[str, Any]]:
+    """A run's results.json, scenario by scenario."""
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert document["version"] == 1
+    return {entry["name"]: entry for entry in document["scenarios"]}
+
+
+def log_of(out: Path, scenario: str) -> str:
+    return (out / f"stress-test-{scenario}.log").read_text(encoding="utf-8")

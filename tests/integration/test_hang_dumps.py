@@ -15,14 +15,8 @@ import pytest
 
 from stress.engine import stacks
 from stress.errors import ExitCode
-from tests.integration.test_runner_faults import (
-    failure_of,
-    line_of,
-    log_of,
-    results_of,
-    run,
-    task_dumps,
-)
+from tests.integration.conftest import log_of, results_of
+from tests.integration.test_runner_faults import failure_of, line_of, run, task_dumps
 from tests.targets import hangs
 
 pytestmark = pytest.mark.slow

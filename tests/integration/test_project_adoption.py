@@ -30,24 +30,17 @@ import pytest
 
 from stress.container import driver, engine, leftovers, wheelhouse
 from stress.errors import EngineError
-from tests.integration.test_container_engine import remove_new_images
+from tests.integration.test_container_engine import remove_new_images, unavailable
 
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW_TARGET = REPO / "tests" / "targets" / "slow.py"  # copied beside a container run's inputs
-REQUIRED = os.environ.get("STRESS_REQUIRE_DOCKER") == "1"
 BASE = os.environ.get("STRESS_BASE_IMAGE") or "stress-kit-base:trixie"
 RUN_ID = uuid.uuid4().hex[:6]
 PROJECT = f"counterapp-{RUN_ID}"  # its own name: its images are this test's alone
 MODULE = f"counterapp_{RUN_ID}"
 FIGURES: dict[str, Any] = {}
-
-
-def unavailable(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"{reason} (STRESS_REQUIRE_DOCKER=1 makes this a failure)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

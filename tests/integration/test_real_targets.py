@@ -19,25 +19,16 @@ import pytest
 pytest.importorskip("sse_starlette")
 pytest.importorskip("websockets")
 
+from tests.targets import NETWORK_STREAM_SCENARIOS
+
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = """\
-version: 1
-scenarios:
-  stream:
-    title: Chat streams over the network
-    messages: 2000
-    conversations: 3
-    error_rate: 0.34
-    timeout_s: 30
-{extra}    thresholds: {{max_loss_pct: 0}}
-"""
 pytestmark = pytest.mark.slow
 
 
 def run(tmp_path: Path, target: str, *, extra: str = "") -> tuple[int, str, Any]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     scenarios = tmp_path / "scenarios.yaml"
-    scenarios.write_text(SCENARIOS.format(extra=extra), encoding="utf-8")
+    scenarios.write_text(NETWORK_STREAM_SCENARIOS.format(extra=extra), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRESS_", "GITHUB_"))}
     env["PYTHONPATH"] = str(REPO)
     done = subprocess.run(

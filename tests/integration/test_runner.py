@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from stress.errors import ExitCode
-from tests.integration.conftest import REPO, run_stress, stress_env
+from tests.integration.conftest import REPO, results_of, run_stress, stress_env
 
 pytestmark = pytest.mark.slow
-
-
-def results_of(out: Path) -> dict[str, dict[str, Any]]:
-    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert document["version"] == 1
-    return {entry["name"]: entry for entry in document["scenarios"]}
 
 
 def test_user_target_through_target_flag(tmp_path: Path, scenarios_file: Path) -> None:

@@ -8,7 +8,6 @@ proves it), so a failure here is the fault's doing and not the scenario's.
 from __future__ import annotations
 
 import inspect
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from stress.engine.verdicts import NOT_VERIFIED_NOTE
 from stress.errors import ExitCode
 from stress.pipeline import faults
-from tests.integration.conftest import run_stress
+from tests.integration.conftest import log_of, results_of, run_stress
 
 pytestmark = pytest.mark.slow
 
@@ -81,15 +80,6 @@ def run(scenarios: Path, out: Path, target: str, *names: str,
     done = run_stress("run", *names, "--scenarios", scenarios, "--target", target,
                       "--out", out, *flags, timeout=120)
     return done.returncode, done.stdout + done.stderr
-
-
-def results_of(out: Path) -> dict[str, dict[str, Any]]:
-    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    return {entry["name"]: entry for entry in document["scenarios"]}
-
-
-def log_of(out: Path, scenario: str) -> str:
-    return (out / f"stress-test-{scenario}.log").read_text(encoding="utf-8")
 
 
 def failure_of(result: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ each breaking one rule of the target contract, on scenarios small enough to take
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sys
@@ -18,7 +17,7 @@ import psutil
 import pytest
 
 from stress.errors import ExitCode
-from tests.integration.conftest import run_stress
+from tests.integration.conftest import log_of, results_of, run_stress
 from tests.life_targets import SETUP_S, SLOW_QUIT_S
 
 pytestmark = pytest.mark.slow
@@ -68,15 +67,6 @@ def run(out: Path, target: str, *names: str, scenarios: Path | None = None,
     done = run_stress("run", *names, *flags, "--target", f"{module}:{target}", "--out", out,
                       "--no-evidence", *BUDGETS, *extra, timeout=120)
     return done.returncode, done.stdout + done.stderr
-
-
-def results_of(out: Path) -> dict[str, dict[str, Any]]:
-    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    return {entry["name"]: entry for entry in document["scenarios"]}
-
-
-def log_of(out: Path, scenario: str) -> str:
-    return (out / f"stress-test-{scenario}.log").read_text(encoding="utf-8")
 
 
 def kinds(result: dict[str, Any]) -> list[str]:

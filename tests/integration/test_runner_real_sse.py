@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from stress.errors import ExitCode
-from tests.integration.test_runner_lifecycle import results_of, run
+from tests.integration.conftest import results_of
+from tests.integration.test_runner_lifecycle import run
 
 pytest.importorskip("sse_starlette")
 pytest.importorskip("uvicorn")

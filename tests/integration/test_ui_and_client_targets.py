@@ -25,9 +25,9 @@ from stress.config.scenario import Scenario
 from stress.engine import stacks
 from stress.engine.harness import harness_for
 from stress.errors import ExitCode
-from tests.integration.conftest import run_stress
-from tests.integration.test_runner_faults import failure_of, line_of, log_of
-from tests.targets import openai_chat, textual_chat
+from tests.integration.conftest import log_of, run_stress
+from tests.integration.test_runner_faults import failure_of, line_of
+from tests.targets import NETWORK_STREAM_SCENARIOS, openai_chat, textual_chat
 
 pytestmark = pytest.mark.slow
 
@@ -37,17 +37,6 @@ BUILTIN = ("short", "medium", "long", "rapid", "backpressure", "concurrent", "er
 # The openai target's per-target limit for errors at this scale (the file says why).
 OPENAI_SCENARIOS = REPO / "tests" / "targets" / "openai_scenarios.yaml"
 HANG = "scenarios:\n  hang:\n    title: Hang Check\n    messages: 100\n    timeout_s: 2\n"
-STREAM = """\
-version: 1
-scenarios:
-  stream:
-    title: Chat streams over the network
-    messages: 2000
-    conversations: 3
-    error_rate: 0.34
-    timeout_s: 30
-    thresholds: {max_loss_pct: 0}
-"""
 SITE = r"site-packages/"
 
 
@@ -168,8 +157,9 @@ def test_an_openai_stream_passes_the_builtin_scenarios(tmp_path: Path,
 ])
 def test_a_server_fault_behind_the_openai_client_is_diagnosed(
         tmp_path: Path, target: str, headline: str, count: str, kind: str) -> None:
+    scenarios = scenarios_file(tmp_path, NETWORK_STREAM_SCENARIOS.format(extra=""))
     code, output, results = run(tmp_path / "out", f"tests.targets.openai_chat:{target}",
-                                "--scenarios", scenarios_file(tmp_path, STREAM))
+                                "--scenarios", scenarios)
     assert code == ExitCode.THRESHOLD_FAILED, output
     result = results["stream"]
     assert [f["headline"] for f in result["failures"]] == [headline], output
