@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from stress.engine.options import DEFAULT_INSTRUCTION_TOKENS
 from stress.errors import ExitCode
 from stress.stats import median, percentile
 from stress.target import DEFAULT_TARGET
@@ -35,7 +36,7 @@ class AbOptions:
     max_drop_pct: float = DEFAULT_MAX_DROP_PCT
     measure: GateMeasure = "wall"
     max_growth_pct: float = DEFAULT_MAX_GROWTH_PCT  # instructions per token, head over base
-    instruction_tokens: int = 20_000  # the smaller of the two sizes counted
+    instruction_tokens: int = DEFAULT_INSTRUCTION_TOKENS
     explain: bool = True  # on a regression: callgrind names what grew, py-spy draws both
     jobs: int = 0  # instruction counts run at once; 0: one per CPU
     scale: float = 1.0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from stress.commands.common import add_scenarios_flag, add_verbose_flag, check_scale, start_logging
-from stress.engine.instructions import DEFAULT_TOKENS
+from stress.engine.instruction_options import add_instruction_tokens_flag, check_instruction_tokens
 from stress.errors import ConfigError
 from stress.target import DEFAULT_TARGET
 
@@ -37,9 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-growth", type=float, default=3.0, metavar="PCT",
                         help="instructions: a regression is a head/base instructions per token "
                              "ratio above 1 + PCT/100 (default: 3, i.e. above 1.03)")
-    parser.add_argument("--instruction-tokens", type=int, default=DEFAULT_TOKENS, metavar="N",
-                        help="instruction counts run each scenario at N and 2N tokens "
-                             f"(default: {DEFAULT_TOKENS:,})")
+    add_instruction_tokens_flag(parser)
     parser.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="instruction counts: N runs at once (default: one per CPU; a "
                              "count does not depend on the load, wall-clock rounds always "
@@ -86,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
                           "and 100, e.g. 3 (a regression is then head/base > 1.03)")
     if args.jobs < 0:
         raise ConfigError(f"--jobs {args.jobs}: expected a whole number >= 0 (0: one per CPU)")
-    if args.instruction_tokens < 1:
-        raise ConfigError(f"--instruction-tokens {args.instruction_tokens}: expected a whole "
-                          "number >= 1")
+    check_instruction_tokens(args)
     if args.measure != "wall":
         from stress.profiling.instructions import require_valgrind
 

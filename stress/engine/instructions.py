@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from stress.config.scenario import Scenario
-from stress.engine.options import Deadlines, RunOptions
+from stress.engine.options import DEFAULT_INSTRUCTION_TOKENS, Deadlines, RunOptions
 from stress.engine.protocol import Loop
 from stress.engine.supervise import ChildRun, StopRequest, run_child
 from stress.errors import StressError
@@ -46,11 +46,6 @@ from stress.results import Metrics
 
 # The child reads this: "off" starts no sampler thread, no sampler timer, no heartbeat.
 SAMPLER_ENV = "STRESS_SAMPLER"
-# The smaller size. Start-up dominates a counted run's time (about 600 million instructions,
-# seconds under valgrind; 20,000 short tokens add a fraction of a second), while the odd run
-# whose fixed costs differ by some ten thousand instructions moves the figure by 0.1% at
-# 10,000 tokens apart and by half that at 20,000.
-DEFAULT_TOKENS = 20_000
 STARTUP_UNDER_VALGRIND_S = 120.0  # interpreter start and imports under valgrind
 FUNCTIONS_FILE = "functions-{name}.json"  # callgrind's per-function costs per token
 
@@ -179,7 +174,7 @@ def _one_run(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
 
 
 def measure_instructions(scenario: Scenario, *, target: str, loop: Loop, log_file: TextIO,
-                         stop: StopRequest | None = None, tokens: int = DEFAULT_TOKENS,
+                         stop: StopRequest | None = None, tokens: int = DEFAULT_INSTRUCTION_TOKENS,
                          tool: Tool = "cachegrind") -> InstructionFigures:
     """Instructions per token of ``scenario`` against ``target``, start-up taken out.
 

@@ -9,6 +9,13 @@ from typing import Literal, get_args
 from stress.engine.protocol import Loop
 from stress.target import DEFAULT_TARGET
 
+# The smaller of the two sizes an instruction count runs a scenario at (the other is twice
+# it). Start-up dominates a counted run's time (about 600 million instructions, seconds under
+# valgrind; 20,000 short tokens add a fraction of a second), while the odd run whose fixed
+# costs differ by some ten thousand instructions moves the figure by 0.1% at 10,000 tokens
+# apart and by half that at 20,000.
+DEFAULT_INSTRUCTION_TOKENS = 20_000
+
 ProfileKind = Literal["memory", "cpu"]
 PROFILE_KINDS: tuple[ProfileKind, ...] = get_args(ProfileKind)
 CpuProfiler = Literal["py-spy", "perf"]
@@ -50,7 +57,7 @@ class RunOptions:
     ignore_tasks: tuple[str, ...] = ()  # added to every scenario's ignore_tasks
     stop_grace_s: float = 5.0  # after SIGTERM, before SIGKILL (lets memray finish its file)
     measure: Measure = "wall"
-    instruction_tokens: int = 10_000  # the smaller of the two sizes counted under valgrind
+    instruction_tokens: int = DEFAULT_INSTRUCTION_TOKENS
 
     def deadlines(self, run_s: float) -> Deadlines:
         return Deadlines(startup_s=self.startup_budget_s, setup_s=self.setup_budget_s,
