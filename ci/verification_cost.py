@@ -6,7 +6,8 @@ The reference pipeline runs the built-in scenario through the engine (stress.eng
 one fresh child per run), verified as always, and as a counter-only variant of the same
 target: the same pipeline, its tokens made by the backend's own TokenTexts and its consumer's
 ``stats.receive/end/fail`` turned into counter increments, so the harness checks nothing and
-stamps nothing. The two alternate, which goes first alternating too, so a drift in the
+stamps nothing. Both make their tokens with the same cutter (stress.token_cutter), so the
+ratio is what checking and stamping cost, not a difference in how tokens are made. The two alternate, which goes first alternating too, so a drift in the
 machine's load falls on both; each round gives the ratio verified / counter-only, and the
 median of the rounds is the cost. Goal: at least 0.90. Exit 0 when the median meets it, 1 when
 not, 2 when a run failed.
@@ -19,7 +20,7 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -53,10 +54,15 @@ class _OwnTokens:
         return getattr(self._params, name)
 
 
-class _Counters(Stats):
+class _Counters:
     """``receive/end/fail`` as counter increments: what the pipeline did before verification."""
 
-    size = 1
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.messages_sent = 0
+        self.tokens_received = 0
+        self.streams_completed = 0
+        self.errors = 0
 
     def receive(self, conversation: int, text: str) -> None:
         self.tokens_received += len(text) // self.size
@@ -72,10 +78,9 @@ class CounterOnlyPipeline(ReferencePipeline):
     """The reference pipeline without the harness's verification, counting as it used to."""
 
     async def run(self, params: Params, stats: Stats, quit: asyncio.Event) -> None:
-        counters = _Counters()
-        counters.size = int(params.message_size)
+        counters = _Counters(int(params.message_size))
         try:
-            await super().run(_OwnTokens(params), counters, quit)
+            await super().run(_OwnTokens(params), cast(Stats, counters), quit)
         finally:
             stats.messages_sent = counters.messages_sent
             stats.tokens_received = counters.tokens_received

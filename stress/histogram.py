@@ -8,7 +8,11 @@ buckets, so ten million tokens cost the same memory as ten.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SUB_BITS = 5  # 32 buckets per power of two: a bucket is at most ~3% of its value wide
@@ -55,18 +59,33 @@ class Histogram:
         self.max_us = 0
 
     def record(self, value_s: float, weight: int = 1) -> None:
-        # bucket_of inlined: this runs once per run of tokens received.
-        value_us = int(value_s * 1e6)
-        if value_us < _SUB:
-            value_us = max(0, value_us)
-            index = value_us
-        else:
-            shift = value_us.bit_length() - SUB_BITS - 1
-            index = ((shift + 1) << SUB_BITS) + (value_us >> shift) - _SUB
-        counts = self._counts
-        counts[index] = counts.get(index, 0) + weight
+        value_us = max(0, int(value_s * 1e6))
+        index = bucket_of(value_us)
+        self._counts[index] = self._counts.get(index, 0) + weight
         self.count += weight
         self.max_us = max(self.max_us, value_us)
+
+    def record_many(self, values_s: Sequence[float], weights: Sequence[int]) -> None:
+        """Record ``values_s[i]`` with weight ``weights[i]`` for every i, like ``record``.
+
+        The verifier's per-run latencies come here in batches: sorted, each bucket's values
+        are one slice, so the bucket arithmetic runs once per bucket, not once per value,
+        and the rest is C (``sorted``, ``map``, ``bisect``, ``sum``).
+        """
+        micros = list(map(int, map(operator.mul, values_s, itertools.repeat(1e6))))
+        order = sorted(range(len(micros)), key=micros.__getitem__)
+        micros = list(map(micros.__getitem__, order))
+        ordered_weights = list(map(weights.__getitem__, order))
+        counts = self._counts
+        i, n = 0, len(micros)
+        while i < n:
+            index = bucket_of(max(0, micros[i]))
+            j = bisect.bisect_left(micros, bucket_upper(index) + 1, i)
+            counts[index] = counts.get(index, 0) + sum(ordered_weights[i:j])
+            i = j
+        if n:
+            self.count += sum(ordered_weights)
+            self.max_us = max(self.max_us, micros[-1])
 
     def merge(self, other: Histogram) -> None:
         for index, n in other._counts.items():

@@ -12,26 +12,30 @@ Every token is exactly ``message_size`` characters and starts with its identity,
 event or a WebSocket frame still says where it belongs. ``receive`` takes one token or several
 concatenated (a whole run, a network chunk): its length says how many.
 
-Memory is O(1) per conversation: each conversation's tokens are windows of one string that
-repeats every ``period`` tokens, so checking a run in order is a single ``str.startswith`` on
-that string; only when that fails does the slow path look at each token, with a window of
-``REORDER_WINDOW`` missing indices remembered for late arrivals.
+Memory is O(1) per conversation: each conversation's tokens repeat every ``period`` tokens,
+kept as one string (twice over), so making a run is one cut (stress.token_cutter) and checking
+a run in order is a single ``str.startswith`` on that string; only when that fails does the
+slow path look at each token, with a window of ``REORDER_WINDOW`` missing indices remembered
+for late arrivals.
 """
 
 from __future__ import annotations
 
 import functools
-import re
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 from stress.histogram import Histogram, LatencySummary
+from stress.token_cutter import SPLIT_MAX_SIZE, TokenCutter
 
 REORDER_WINDOW = 256  # missing indices remembered per conversation, waiting for a late arrival
 MAX_PERIOD = 4096  # tokens before a conversation's stream string repeats
-STREAM_BUDGET_CHARS = 8_000_000  # all conversations' stream strings together (about 8 MB)
+STREAM_BUDGET_CHARS = 16_000_000  # all conversations' stream strings together (about 16 MB)
 MAX_STAMPS = 100_000  # made-time records kept per conversation for tokens not yet received
+LATENCY_BATCH = 4096  # per-run latencies buffered before they go into the histogram at once
 _FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
 _CYCLE = 64
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -50,7 +54,9 @@ def base36(value: int) -> str:
 
 def stream_period(*, messages: int, message_size: int, conversations: int) -> int:
     """Tokens before a conversation's stream repeats: the whole stream where it fits."""
-    budget = STREAM_BUDGET_CHARS // max(1, message_size * conversations)
+    # A conversation's cutter keeps its tokens twice, and short tokens twice more, separated.
+    chars = 2 * message_size + (2 * message_size + 2 if message_size <= SPLIT_MAX_SIZE else 0)
+    budget = STREAM_BUDGET_CHARS // max(1, chars * conversations)
     return max(1, min(MAX_PERIOD, messages, budget))
 
 
@@ -66,17 +72,14 @@ def _bodies(head_length: int, period: int, size: int) -> tuple[str, ...]:
     return tuple(bodies)
 
 
-def stream_text(conversation: int, *, period: int, size: int) -> str:
-    """A conversation's stream string: its tokens ``0 .. period - 1``, concatenated.
+def stream_tokens(conversation: int, *, period: int, size: int) -> list[str]:
+    """A conversation's tokens ``0 .. period - 1``.
 
     Token ``slot`` is ``<conversation>:<slot>|`` in base 36, then filler, ``size`` characters
     in all (cut short, identity and all, when ``size`` is smaller than that prefix).
     """
     head = base36(conversation) + ":"
-    bodies = _bodies(len(head), period, size)
-    if len(head) + len(base36(period - 1)) + 1 <= size:
-        return head + head.join(bodies)  # every token is exactly ``size`` long already
-    return "".join([(head + body)[:size] for body in bodies])
+    return [(head + body)[:size] for body in _bodies(len(head), period, size)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,15 +117,15 @@ class StreamReport:
 
 
 class _Conversation:
-    __slots__ = ("ended", "expected_total", "failed", "first_at", "given_up", "index",
+    __slots__ = ("cut", "ended", "expected_total", "failed", "first_at", "given_up", "index",
                  "last_at", "made_high", "max_gap", "next", "opened_at", "pending", "received",
-                 "stamps", "stream", "stream2", "stream_length")
+                 "stamps", "stream2")
 
     def __init__(self, index: int, size: int, period: int, expected_total: int) -> None:
         self.index = index
-        self.stream = stream_text(index, period=period, size=size)
-        self.stream2 = self.stream + self.stream  # a run that wraps is still one window
-        self.stream_length = len(self.stream)
+        cutter = TokenCutter(stream_tokens(index, period=period, size=size))
+        self.cut = cutter.cut
+        self.stream2 = cutter.joined  # the stream twice: a run that wraps is still one window
         self.expected_total = expected_total
         self.next = 0  # the index the next in-order token must have
         self.received = 0
@@ -133,10 +136,25 @@ class _Conversation:
         self.stamps: deque[tuple[int, int, float]] = deque(maxlen=MAX_STAMPS)
         self.opened_at: float | None = None
         self.first_at: float | None = None
-        self.last_at = 0.0
+        # Before the first token no gap is known: a time so far back that the first arrival
+        # always "exceeds" the largest gap, which is where the fast path looks for it.
+        self.last_at = -math.inf
         self.max_gap = 0.0
         self.ended = False
         self.failed: str | None = None
+
+
+class TokenCounter(Protocol):
+    """Where the verifier counts every whole token handed back (``target.Stats``)."""
+
+    tokens_received: int
+
+
+class _OwnCount:
+    __slots__ = ("tokens_received",)
+
+    def __init__(self) -> None:
+        self.tokens_received = 0
 
 
 class VerifiedStreams:
@@ -158,14 +176,11 @@ class VerifiedStreams:
             _Conversation(c, message_size, self.period, self.fail_at.get(c, messages))
             for c in range(conversations)
         ]
-        # Live totals, for the sampler's progress figures (the report recounts exactly).
-        self.made = 0
-        self.accepted = 0
+        self._by_number = dict(enumerate(self._convs))  # one lookup, no range check
+        # The stats whose tokens_received counts every whole token handed to receive
+        # (target.Stats sets itself here); a verifier on its own counts into a stand-in.
+        self.counters: TokenCounter = _OwnCount()
         self.failed = 0
-        # Cuts a window of a stream string into its tokens, each a new string. A regex does
-        # it in C without a slice object per token; slices spread over a whole stream string
-        # miss the CPU's cache, and cost a fifth of the pipeline's speed.
-        self._cut_tokens = re.compile(f".{{{message_size}}}", re.DOTALL).findall
         self._touched = False  # anything made, received, ended or failed through the harness
         self.streams_completed = 0
         self.ended_short = 0
@@ -177,11 +192,25 @@ class VerifiedStreams:
         self.first_divergence: Divergence | None = None
         self.latency = Histogram()
         self.ttft = Histogram()
+        # Per-run latencies and their token counts, until LATENCY_BATCH of them fill a batch.
+        self._latencies: list[float] = []
+        self._latency_weights: list[int] = []
 
     @property
     def used(self) -> bool:
         """Any token made or received through the harness, or a stream ended or failed."""
-        return self._touched or self.made > 0 or self.accepted > 0
+        return self._touched
+
+    # Live totals, for the sampler's progress figures (the report recounts exactly).
+
+    @property
+    def made(self) -> int:
+        return sum(conv.made_high for conv in self._convs)
+
+    @property
+    def accepted(self) -> int:
+        return sum(conv.received for conv in self._convs)
+
 
     # The source side (what ``params`` offers).
 
@@ -193,35 +222,42 @@ class VerifiedStreams:
 
     def tokens(self, conversation: int, start: int, count: int) -> list[str]:
         """Tokens ``start .. start + count - 1`` of a conversation, each a new string."""
-        convs = self._convs
-        conv = convs[conversation] if 0 <= conversation < len(convs) \
-            else self._conversation(conversation)  # the hot path: no call
-        if start < 0 or count < 0:
-            raise ValueError(f"tokens({conversation}, {start}, {count}): negative index or count")
         now = _clock()
-        if conv.opened_at is None:
-            conv.opened_at = now
-            self._touched = True
+        try:
+            conv = self._by_number[conversation]
+        except (KeyError, TypeError):
+            conv = self._conversation(conversation)  # raises: no such conversation
+        end = start + count
+        if start == conv.made_high and start and 0 < count <= self.period:
+            # The usual call, kept to a few steps: the run after the last one made.
+            conv.stamps.append((start, end, now))
+            conv.made_high = end
+            return conv.cut(start % self.period, count)
+        return self._tokens_otherwise(conv, start, count, now)
+
+    def _tokens_otherwise(self, conv: _Conversation, start: int, count: int,
+                          now: float) -> list[str]:
+        """Any other run: the first, one made again, one longer than a period, or none."""
+        if start < 0 or count < 0:
+            raise ValueError(f"tokens({conv.index}, {start}, {count}): negative index or count")
         period = self.period
-        size = self.size
-        cut = self._cut_tokens
-        if count <= period:  # the usual run: one window of the doubled stream string
-            offset = (start % period) * size
-            out = cut(conv.stream2, offset, offset + count * size)
+        if count <= period:
+            out = conv.cut(start % period, count)
         else:
             out = []
             position = start
             while len(out) < count:
-                offset = (position % period) * size
                 take = min(count - len(out), period)
-                out.extend(cut(conv.stream2, offset, offset + take * size))
+                out.extend(conv.cut(position % period, take))
                 position += take
         if count:
             # A bounded deque drops the oldest stamp by itself: made and never received, it
             # has no latency to record.
             conv.stamps.append((start, start + count, now))
             if start + count > conv.made_high:
-                self.made += start + count - conv.made_high
+                if conv.opened_at is None:
+                    conv.opened_at = now  # the conversation's first token made
+                    self._touched = True
                 conv.made_high = start + count
         return out
 
@@ -234,30 +270,42 @@ class VerifiedStreams:
     def receive(self, conversation: int, text: str) -> None:
         """One or more whole tokens of a conversation, concatenated, as the consumer got them."""
         now = _clock()
-        convs = self._convs
-        conv = convs[conversation] if 0 <= conversation < len(convs) \
-            else self._conversation(conversation)
+        try:
+            conv = self._by_number[conversation]
+        except (KeyError, TypeError):
+            conv = self._conversation(conversation)  # raises: no such conversation
         size = self.size
         length = len(text)
         start = conv.next
-        # In order and intact: one comparison against the stream string, wherever the run
-        # wraps. Late arrivals of skipped tokens never match here and take the slow path.
-        if not (length and length % size == 0 and length <= conv.stream_length
-                and conv.stream2.startswith(text, (start % self.period) * size)):
+        # In order and intact: one comparison against the stream string (twice over: a run
+        # that wraps is one window of it, and a longer run in order is as good). Late
+        # arrivals of skipped tokens, damaged tokens and anything else take the slow path.
+        if not length or length % size \
+                or not conv.stream2.startswith(text, (start % self.period) * size):
             self._touched = True
+            self.counters.tokens_received += length // size
             self._receive_slowly(conv, text, now)
             return
-        # The usual case, kept short (it runs once per run of tokens): the run arrives as it
-        # was made, so its one stamp gives its latency.
+        # The usual case, kept to a few steps (it runs once per run of tokens, and at short
+        # tokens its cost is much of the pipeline's): the run arrives as it was made, so its
+        # one stamp gives its latency.
         count = length // size
         end = start + count
         stamps = conv.stamps
         if stamps and stamps[0][1] == end and stamps[0][0] == start:
-            self.latency.record(now - stamps.popleft()[2], count)
+            latencies = self._latencies
+            latencies.append(now - stamps.popleft()[2])
+            self._latency_weights.append(count)
+            if len(latencies) >= LATENCY_BATCH:
+                self._flush_latencies()
         else:
             self._record_latency(conv, start, end, now)
-        self._arrived(conv, count, now)
+        if now - conv.last_at > conv.max_gap:
+            self._arrived_after_gap(conv, now)
+        conv.last_at = now
+        conv.received += count
         conv.next = end
+        self.counters.tokens_received += count
 
     def end(self, conversation: int) -> None:
         """The consumer saw the conversation's stream end normally."""
@@ -288,33 +336,42 @@ class VerifiedStreams:
 
     def _accept(self, conv: _Conversation, start: int, count: int, now: float) -> None:
         self._record_latency(conv, start, start + count, now)
-        self._arrived(conv, count, now)
+        if now - conv.last_at > conv.max_gap:
+            self._arrived_after_gap(conv, now)
+        conv.last_at = now
+        conv.received += count
         if start == conv.next:
             conv.next = start + count
 
     def _record_latency(self, conv: _Conversation, start: int, end: int, now: float) -> None:
         """Record each made-stamp's share of tokens ``start .. end - 1`` and drop used stamps."""
         stamps = conv.stamps
-        record = self.latency.record
         while stamps and stamps[0][0] < end:
             made_start, made_end, made_at = stamps[0]
             overlap = min(made_end, end) - max(made_start, start)
             if overlap > 0:
-                record(now - made_at, overlap)
+                self._latencies.append(now - made_at)
+                self._latency_weights.append(overlap)
             if made_end <= end:
                 stamps.popleft()
             else:
                 break
+        if len(self._latencies) >= LATENCY_BATCH:
+            self._flush_latencies()
 
-    def _arrived(self, conv: _Conversation, count: int, now: float) -> None:
+    def _flush_latencies(self) -> None:
+        self.latency.record_many(self._latencies, self._latency_weights)
+        self._latencies.clear()
+        self._latency_weights.clear()
+
+    def _arrived_after_gap(self, conv: _Conversation, now: float) -> None:
+        """A token arrived longer after the last one than any gap before: or it is the first."""
         if conv.first_at is None:
             conv.first_at = now
+            self._touched = True
             self.ttft.record(now - (conv.opened_at if conv.opened_at is not None else now))
-        elif now - conv.last_at > conv.max_gap:
+        else:
             conv.max_gap = now - conv.last_at
-        conv.last_at = now
-        conv.received += count
-        self.accepted += count
 
     def _receive_slowly(self, conv: _Conversation, text: str, now: float) -> None:
         size = self.size
@@ -358,7 +415,7 @@ class VerifiedStreams:
 
     def _expected(self, conv: _Conversation, index: int) -> str:
         slot = index % self.period
-        return conv.stream[slot * self.size: (slot + 1) * self.size]
+        return conv.stream2[slot * self.size: (slot + 1) * self.size]
 
     def _identify(self, conv: _Conversation, token: str) -> int | None:
         """The absolute index of an intact token of this conversation, nearest the expected."""
@@ -369,7 +426,7 @@ class VerifiedStreams:
         except ValueError:
             return None
         if (not bar or not colon or owner_index != conv.index or slot >= self.period
-                or token != conv.stream[slot * self.size: (slot + 1) * self.size]):
+                or token != conv.stream2[slot * self.size: (slot + 1) * self.size]):
             return None
         base = conv.next - conv.next % self.period + slot
         candidates = [c for c in (base - self.period, base, base + self.period) if c >= 0]
@@ -385,6 +442,7 @@ class VerifiedStreams:
 
     def report(self) -> StreamReport:
         """The verdict's inputs; call once the run is over (a live stream counts as short)."""
+        self._flush_latencies()
         lost = 0
         made = 0
         unexpected = unreported = failed = 0

@@ -36,6 +36,10 @@ def test_params_carry_the_fields_the_tokens_and_the_failure_plan() -> None:
     stats.receive(3, "".join(params.tokens(3, 0, 10)))
     assert stats.tokens_received == 10
     assert stats.counts() == (10, 10, 0, 0)  # the verifier's: made, accepted
+    stats.receive(3, params.token(3, 4))  # handed back again: counted, not accepted
+    assert stats.tokens_received == 11
+    assert stats.counts() == (10, 10, 0, 0)
+    assert stats.receive == stats.streams.receive  # type: ignore[union-attr]  # one call a run
 
 
 def test_the_plan_is_the_one_the_pipeline_used() -> None:
@@ -51,6 +55,9 @@ def test_hand_built_stats_keep_counting_but_cannot_verify() -> None:
     assert stats.counts() == (3, 0, 0, 0)
     with pytest.raises(RuntimeError, match="harness_for builds them"):
         stats.receive(0, "x")
+    assert stats == Stats(messages_sent=3)
+    assert stats != Stats(messages_sent=3, errors=1)
+    assert repr(stats) == "Stats(messages_sent=3, tokens_received=0, streams_completed=0, errors=0)"
 
 
 def test_the_stream_report_crosses_the_child_boundary() -> None:

@@ -198,6 +198,28 @@ def test_histogram_buckets_are_tight_and_percentiles_never_underestimate() -> No
     assert h.summary().p50_ms == 5000
 
 
+def test_recording_many_values_at_once_is_recording_them_one_by_one() -> None:
+    values = [-0.001, 0.0, 0.0000005, 0.000031, 0.000032, 0.000033, 0.0015, 0.0015, 0.25,
+              3.999999, 4.0, 86_400.0] * 7
+    weights = [(i * 7) % 13 + 1 for i in range(len(values))]
+    one_by_one, at_once = Histogram(), Histogram()
+    for value, weight in zip(values, weights, strict=True):
+        one_by_one.record(value, weight)
+    at_once.record_many(values[:40], weights[:40])
+    at_once.record_many(values[40:], weights[40:])
+    assert at_once.summary() == one_by_one.summary()
+    at_once.record_many([], [])
+    assert at_once.summary() == one_by_one.summary()
+
+
+def test_latencies_recorded_in_batches_all_reach_the_histogram() -> None:
+    s = streams(messages=30_000, size=10, conversations=1)
+    for start in range(0, 30_000, 3):  # 10,000 runs: more than one batch, and a remainder
+        s.receive(0, "".join(s.tokens(0, start, 3)))
+    s.end(0)
+    assert s.report().latency.count == 30_000
+
+
 def test_an_empty_histogram_says_nothing_was_measured() -> None:
     summary = Histogram().summary()
     assert summary.count == 0

@@ -1,6 +1,6 @@
 """The backend: streams one conversation's tokens, like an LLM answering a chat message.
 
-Every token is a new ``str`` of exactly ``message_size`` characters (a slice of a repeating
+Every token is a new ``str`` of exactly ``message_size`` characters (cut from a repeating
 pattern: CPython copies it, so no two tokens share an object and memory figures are
 honest; one-character tokens are the exception, CPython caches those).
 
@@ -14,12 +14,14 @@ timers resolve to about a millisecond), so sleeping per token would make a milli
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable
 
 from stress.pipeline.events import Event, StreamEnd, StreamError, StreamStart, TokenRun
+from stress.token_cutter import TokenCutter
 
 # Consecutive tokens start at different offsets of the pattern, so they differ in content.
 _CYCLE = 64
@@ -38,20 +40,25 @@ def token_text(index: int, size: int) -> str:
 
 
 class TokenTexts:
-    """Makes runs of token texts with the slicing done in C (``map`` over slice objects)."""
+    """Makes runs of token texts, cut in C by a :class:`TokenCutter` shared per size."""
 
     def __init__(self, size: int, max_run: int) -> None:
         if size < 1:
             raise ValueError(f"message_size must be at least 1 character, got {size}")
-        self._cut = _pattern(size).__getitem__
-        cuts = [slice(offset, offset + size) for offset in range(_CYCLE)]
-        self._cuts = cuts * (max_run // _CYCLE + 2)
+        # The texts repeat every _CYCLE tokens; a period of whole cycles fits any run.
+        self._cutter = _cutter(size, _CYCLE * -(-max(1, max_run) // _CYCLE))
         self.max_run = max_run
 
     def make(self, start: int, count: int) -> list[str]:
         """Texts of tokens ``start .. start + count - 1`` (``count <= max_run``)."""
-        offset = start % _CYCLE
-        return list(map(self._cut, self._cuts[offset : offset + count]))
+        return self._cutter.cut(start % self._cutter.period, count)
+
+
+@functools.lru_cache(maxsize=8)
+def _cutter(size: int, period: int) -> TokenCutter:
+    pattern = _pattern(size)
+    return TokenCutter([pattern[index % _CYCLE: index % _CYCLE + size]
+                        for index in range(period)])
 
 
 # A harness's token source: tokens ``start .. start + count - 1`` of a conversation.
