@@ -7,7 +7,8 @@ one fresh child per run), verified as always, and as a counter-only variant of t
 target: the same pipeline, its tokens made by the backend's own TokenTexts and its consumer's
 ``stats.receive/end/fail`` turned into counter increments, so the harness checks nothing and
 stamps nothing. Both make their tokens with the same cutter (stress.token_cutter), so the
-ratio is what checking and stamping cost, not a difference in how tokens are made. The two alternate, which goes first alternating too, so a drift in the
+ratio is what checking and stamping cost, not a difference in how tokens are made. The two
+alternate, which goes first alternating too, so a drift in the
 machine's load falls on both; each round gives the ratio verified / counter-only, and the
 median of the rounds is the cost. Goal: at least 0.90. Exit 0 when the median meets it, 1 when
 not, 2 when a run failed.

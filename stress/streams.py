@@ -7,10 +7,9 @@ consumer back (``stats.receive(conversation, text)``, then ``stats.end(conversat
 the target's, whether each token arrived exactly once, in order and intact, how long it took,
 and which conversation diverged first.
 
-Every token is exactly ``message_size`` characters and starts with its identity,
-``<conversation>:<index>|`` in base 36, followed by filler, so a token read back from an SSE
-event or a WebSocket frame still says where it belongs. ``receive`` takes one token or several
-concatenated (a whole run, a network chunk): its length says how many.
+Every token is exactly ``message_size`` characters and says which conversation and index it
+is (stress.stream_tokens). ``receive`` takes one token or several concatenated (a whole run, a
+network chunk): its length says how many.
 
 Memory is O(1) per conversation: each conversation's tokens repeat every ``period`` tokens,
 kept as one string (twice over), so making a run is one cut (stress.token_cutter) and checking
@@ -21,99 +20,20 @@ for late arrivals.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Protocol
 
-from stress.histogram import Histogram, LatencySummary
-from stress.token_cutter import SPLIT_MAX_SIZE, TokenCutter
+from stress.histogram import Histogram
+from stress.stream_report import Divergence, StreamReport
+from stress.stream_tokens import MAX_PERIOD, stream_period, stream_tokens
+from stress.token_cutter import TokenCutter
 
 REORDER_WINDOW = 256  # missing indices remembered per conversation, waiting for a late arrival
-MAX_PERIOD = 4096  # tokens before a conversation's stream string repeats
-STREAM_BUDGET_CHARS = 16_000_000  # all conversations' stream strings together (about 16 MB)
 MAX_STAMPS = 100_000  # made-time records kept per conversation for tokens not yet received
 LATENCY_BATCH = 4096  # per-run latencies buffered before they go into the histogram at once
-_FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
-_CYCLE = 64
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _clock = time.perf_counter
-
-
-def base36(value: int) -> str:
-    if value == 0:
-        return "0"
-    out = []
-    while value:
-        value, digit = divmod(value, 36)
-        out.append(_DIGITS[digit])
-    return "".join(reversed(out))
-
-
-def stream_period(*, messages: int, message_size: int, conversations: int) -> int:
-    """Tokens before a conversation's stream repeats: the whole stream where it fits."""
-    # A conversation's cutter keeps its tokens twice, and short tokens twice more, separated.
-    chars = 2 * message_size + (2 * message_size + 2 if message_size <= SPLIT_MAX_SIZE else 0)
-    budget = STREAM_BUDGET_CHARS // max(1, chars * conversations)
-    return max(1, min(MAX_PERIOD, messages, budget))
-
-
-@functools.lru_cache(maxsize=8)
-def _bodies(head_length: int, period: int, size: int) -> tuple[str, ...]:
-    """Each slot's token without its conversation prefix, for prefixes of one length."""
-    pattern = _FILLER * (size // len(_FILLER) + 2)
-    bodies = []
-    for slot in range(period):
-        name = base36(slot) + "|"
-        offset = slot % _CYCLE
-        bodies.append(name + pattern[offset: offset + max(0, size - head_length - len(name))])
-    return tuple(bodies)
-
-
-def stream_tokens(conversation: int, *, period: int, size: int) -> list[str]:
-    """A conversation's tokens ``0 .. period - 1``.
-
-    Token ``slot`` is ``<conversation>:<slot>|`` in base 36, then filler, ``size`` characters
-    in all (cut short, identity and all, when ``size`` is smaller than that prefix).
-    """
-    head = base36(conversation) + ":"
-    return [(head + body)[:size] for body in _bodies(len(head), period, size)]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Divergence:
-    """The first place a conversation's stream differed from what was made."""
-
-    conversation: int
-    index: int  # the expected index at that point
-    kind: str  # "lost", "duplicated", "reordered", "corrupted", "ended short", ...
-    expected: str
-    got: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class StreamReport:
-    """What the verifier saw over one run; the judge compares it with the scenario."""
-
-    verified: bool  # the target took its tokens from the harness and handed them back
-    tokens_made: int  # distinct tokens made (highest index made + 1, per conversation)
-    tokens_received: int  # tokens accepted exactly once
-    lost: int
-    duplicated: int
-    reordered: int
-    corrupted: int
-    streams_completed: int
-    ended_short: int  # streams ended before their last token
-    ended_early: int  # of those, streams whose tokens were a gap-free prefix: cut off early
-    failed: int  # conversations the target reported as failed
-    unexpected_failures: int  # failed where the scenario injected no failure
-    unreported_failures: int  # injected failures the target never reported
-    first_divergence: Divergence | None
-    latency: LatencySummary  # token made -> token received
-    ttft: LatencySummary  # conversation's first token made -> first token received
-    max_gap_ms: float | None  # largest time between two tokens of one conversation
 
 
 class _Conversation:

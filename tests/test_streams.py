@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from stress.histogram import Histogram, bucket_of, bucket_upper
-from stress.streams import REORDER_WINDOW, VerifiedStreams, stream_period
+from stress.stream_tokens import stream_period
+from stress.streams import REORDER_WINDOW, VerifiedStreams
 
 
 def streams(messages: int = 100, size: int = 10, conversations: int = 2,

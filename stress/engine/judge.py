@@ -15,7 +15,7 @@ from stress.engine import verdicts
 from stress.engine.protocol import QuitFigures, RunFigures, Sample
 from stress.results import Check, Failure, Metrics, meets, threshold_checks
 from stress.stats import throughput
-from stress.streams import StreamReport
+from stress.stream_report import StreamReport
 
 DEADLOCK_DIAGNOSIS = (
     "Deadlock in message channel",

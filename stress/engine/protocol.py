@@ -19,7 +19,7 @@ from stress.config.scenario import Scenario, Thresholds
 from stress.engine.leftovers import Leftovers
 from stress.errors import EngineError
 from stress.histogram import LatencySummary
-from stress.streams import Divergence, StreamReport
+from stress.stream_report import Divergence, StreamReport
 
 # 2: ChildFigures carries the verifier's StreamReport ("streams").
 PROTOCOL_VERSION = 3

@@ -16,7 +16,7 @@ from stress.engine.harness import failure_plan
 from stress.engine.protocol import RunFigures, Sample
 from stress.results import Check, Failure, Metrics
 from stress.stats import least_squares_slope
-from stress.streams import Divergence, StreamReport
+from stress.stream_report import Divergence, StreamReport
 
 NOT_VERIFIED_NOTE = "counts reported by the target; the stream was not verified"
 
