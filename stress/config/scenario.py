@@ -70,6 +70,18 @@ class Scenario:
     def expected_tokens(self) -> int:
         return self.messages * self.conversations
 
+    @property
+    def loss_condition(self) -> str:
+        """The condition under which this scenario looks for loss, as words after "loss"
+        (the seed's are for its consumer-paced scenario: " under backpressure")."""
+        if self.consumer_delay_us > 0:
+            return " under backpressure"
+        if self.error_rate > 0:
+            return " under error injection"
+        if self.conversations > 1:
+            return " across concurrent conversations"
+        return ""
+
     def scaled(self, factor: float) -> Scenario:
         """A copy with message counts multiplied by ``factor`` (at least one message), and
         the MB limits with them (:func:`scaled_memory_limit`): a leak that grows with the

@@ -182,13 +182,7 @@ def _unexpected(errors: int, injected: int, scenario: Scenario) -> Failure:
 def loss_headline(scenario: Scenario) -> str:
     """The seed's loss headline names the condition of its scenario (backpressure); another
     scenario's names its own, in the words of its passing line (report.text.pass_suffix)."""
-    if scenario.consumer_delay_us > 0:
-        return "FAILURE: Significant message loss under backpressure"
-    if scenario.error_rate > 0:
-        return "FAILURE: Significant message loss under error injection"
-    if scenario.conversations > 1:
-        return "FAILURE: Significant message loss across concurrent conversations"
-    return "FAILURE: Significant message loss"
+    return f"FAILURE: Significant message loss{scenario.loss_condition}"
 
 
 def counter_failures(scenario: Scenario, metrics: Metrics,

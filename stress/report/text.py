@@ -165,13 +165,7 @@ def pass_suffix(scenario: Scenario) -> str:
     loss for another reason says which (error injection, several conversations)."""
     if not shows_loss(scenario):
         return ""
-    if scenario.consumer_delay_us > 0:
-        return " No significant message loss under backpressure."
-    if scenario.error_rate > 0:
-        return " No significant message loss under error injection."
-    if scenario.conversations > 1:
-        return " No significant message loss across concurrent conversations."
-    return " No significant message loss."
+    return f" No significant message loss{scenario.loss_condition}."
 
 
 def verdict_lines(result: Result) -> list[str]:
