@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 
-from stress.token_cutter import SPLIT_MAX_SIZE
+from stress.token_cutter import TokenCutter
 
 MAX_PERIOD = 4096  # tokens before a conversation's stream string repeats
 STREAM_BUDGET_CHARS = 16_000_000  # all conversations' stream strings together (about 16 MB)
-_FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
-_CYCLE = 64
+# Token text after the identity; consecutive tokens start at different offsets of it, so they
+# differ in content. The backend's own texts (stress.pipeline.backend) are cut from it too.
+FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
+FILLER_CYCLE = 64
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -31,8 +33,7 @@ def base36(value: int) -> str:
 
 def stream_period(*, messages: int, message_size: int, conversations: int) -> int:
     """Tokens before a conversation's stream repeats: the whole stream where it fits."""
-    # A conversation's cutter keeps its tokens twice, and short tokens twice more, separated.
-    chars = 2 * message_size + (2 * message_size + 2 if message_size <= SPLIT_MAX_SIZE else 0)
+    chars = TokenCutter.chars_per_token(message_size)  # one cutter per conversation
     budget = STREAM_BUDGET_CHARS // max(1, chars * conversations)
     return max(1, min(MAX_PERIOD, messages, budget))
 
@@ -40,11 +41,11 @@ def stream_period(*, messages: int, message_size: int, conversations: int) -> in
 @functools.lru_cache(maxsize=8)
 def _bodies(head_length: int, period: int, size: int) -> tuple[str, ...]:
     """Each slot's token without its conversation prefix, for prefixes of one length."""
-    pattern = _FILLER * (size // len(_FILLER) + 2)
+    pattern = FILLER * (size // len(FILLER) + 2)
     bodies = []
     for slot in range(period):
         name = base36(slot) + "|"
-        offset = slot % _CYCLE
+        offset = slot % FILLER_CYCLE
         bodies.append(name + pattern[offset: offset + max(0, size - head_length - len(name))])
     return tuple(bodies)
 

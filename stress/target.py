@@ -127,9 +127,9 @@ class Stats:
         streams = self.streams
         if streams is not None and self.verified:
             return (streams.made, streams.accepted, streams.streams_completed, streams.failed)
-        return (self.messages_sent, self.tokens_received, self.streams_completed, self.errors)
+        return self._counters()
 
-    def _counters(self) -> tuple[object, ...]:
+    def _counters(self) -> tuple[int, int, int, int]:
         return (self.messages_sent, self.tokens_received, self.streams_completed, self.errors)
 
     def __eq__(self, other: object) -> bool:

@@ -39,6 +39,12 @@ class TokenCutter:
         if self._split and SEPARATOR in self.joined:
             raise ValueError("a token contains the separator (U+001F)")
 
+    @staticmethod
+    def chars_per_token(size: int) -> int:
+        """Characters a cutter keeps per token of its period: the tokens twice, and short
+        tokens twice more with their separators."""
+        return 2 * size + (2 * size + 2 if size <= SPLIT_MAX_SIZE else 0)
+
     def cut(self, slot: int, count: int) -> list[str]:
         """Tokens ``slot .. slot + count - 1`` of the sequence (``slot < period``,
         ``count <= period``), each a new string."""

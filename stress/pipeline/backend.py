@@ -21,21 +21,18 @@ import time
 from collections.abc import AsyncGenerator, Callable
 
 from stress.pipeline.events import Event, StreamEnd, StreamError, StreamStart, TokenRun
+from stress.stream_tokens import FILLER, FILLER_CYCLE
 from stress.token_cutter import TokenCutter
-
-# Consecutive tokens start at different offsets of the pattern, so they differ in content.
-_CYCLE = 64
-_FILLER = "Streaming tokens through a bounded channel, one chat message at a time. "
 
 
 def _pattern(size: int) -> str:
-    repeats = (size + _CYCLE) // len(_FILLER) + 1
-    return (_FILLER * repeats)[: size + _CYCLE]
+    repeats = (size + FILLER_CYCLE) // len(FILLER) + 1
+    return (FILLER * repeats)[: size + FILLER_CYCLE]
 
 
 def token_text(index: int, size: int) -> str:
     """The text of token ``index`` (what :class:`TokenTexts` makes, one at a time)."""
-    offset = index % _CYCLE
+    offset = index % FILLER_CYCLE
     return _pattern(size)[offset : offset + size]
 
 
@@ -45,8 +42,8 @@ class TokenTexts:
     def __init__(self, size: int, max_run: int) -> None:
         if size < 1:
             raise ValueError(f"message_size must be at least 1 character, got {size}")
-        # The texts repeat every _CYCLE tokens; a period of whole cycles fits any run.
-        self._cutter = _cutter(size, _CYCLE * -(-max(1, max_run) // _CYCLE))
+        # The texts repeat every FILLER_CYCLE tokens; a period of whole cycles fits any run.
+        self._cutter = _cutter(size, FILLER_CYCLE * -(-max(1, max_run) // FILLER_CYCLE))
         self.max_run = max_run
 
     def make(self, start: int, count: int) -> list[str]:
@@ -57,7 +54,7 @@ class TokenTexts:
 @functools.lru_cache(maxsize=8)
 def _cutter(size: int, period: int) -> TokenCutter:
     pattern = _pattern(size)
-    return TokenCutter([pattern[index % _CYCLE: index % _CYCLE + size]
+    return TokenCutter([pattern[index % FILLER_CYCLE: index % FILLER_CYCLE + size]
                         for index in range(period)])
 
 
