@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import FrameType
@@ -29,6 +30,26 @@ def child_environment(*, quiet_ci: bool = False, drop: Sequence[str] = (),
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in removed}
     env.update(extra or {})
     return env
+
+
+# <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def prctl(option: int, arg: object = 0) -> bool:
+    """Linux's prctl(2) with one argument: True when it succeeded; False elsewhere, where the
+    C library has no such call, or when the kernel refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # here, not at import: most commands never call it
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(option, arg, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals, group: bool) -> bool:

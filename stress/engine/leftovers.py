@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import psutil
 
+from stress.process import PR_GET_CHILD_SUBREAPER, PR_SET_CHILD_SUBREAPER, prctl
 from stress.results import Failure
 
 Checkpoint = Literal["run", "quit", "teardown", "exit"]
@@ -48,9 +49,6 @@ CANCEL_WAIT_S = 0.5  # for cancelled leftover tasks to unwind
 GRACE_S = 0.25  # for tasks that are already ending to end before they count as left
 SWEEP_ROUNDS = 3  # a process forked while a sweep kills its parent is caught by the next round
 REAP_WAIT_S = 1.0  # for a killed orphan to die, so it is reaped rather than left a zombie
-# <linux/prctl.h>
-PR_SET_CHILD_SUBREAPER = 36
-PR_GET_CHILD_SUBREAPER = 37
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,26 +204,13 @@ def become_subreaper() -> bool:
     re-parented here instead of to init, where no leftover check would see it. False where the
     kernel has no such call (the sweep then sees only what is still below this process).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def is_subreaper() -> bool:
     """Whether this process adopts its orphaned descendants (asked of the kernel)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        flag = ctypes.c_int(0)
-        return int(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)) == 0 \
-            and flag.value != 0
-    except (OSError, AttributeError):
-        return False
+    flag = ctypes.c_int(0)
+    return prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag)) and flag.value != 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,19 +10,18 @@ pid, and a folder whose runner is gone is removed when a run starts.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import re
 import shutil
 import signal
-import sys
 import tempfile
 from pathlib import Path
 
+from stress.process import PR_SET_PDEATHSIG, prctl
+
 log = logging.getLogger("stress.engine.teardown")
 
-PR_SET_PDEATHSIG = 1
 RUNNER_PID_ENV = "STRESS_RUNNER_PID"  # set by the supervisor for the scenario child
 STOP_WITH_ENV = "STRESS_STOP_WITH_PID"  # set by a launcher whose death interrupts the run
 WORK_DIR_PREFIX = "stress-run-"
@@ -59,12 +58,7 @@ def stop_with_launcher() -> None:
 
 
 def _signal_on_parent_death(sig: int) -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+    prctl(PR_SET_PDEATHSIG, int(sig))  # elsewhere than Linux: only the pid checks hold
 
 
 def work_dir(label: str) -> tempfile.TemporaryDirectory[str]:
