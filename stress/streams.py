@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from stress.histogram import Histogram
@@ -32,7 +33,7 @@ from stress.token_cutter import TokenCutter
 
 REORDER_WINDOW = 256  # missing indices remembered per conversation, waiting for a late arrival
 MAX_STAMPS = 100_000  # made-time records kept per conversation for tokens not yet received
-LATENCY_BATCH = 4096  # per-run latencies buffered before they go into the histogram at once
+LATENCY_BATCH = 1024  # per-run latencies buffered before they go into the histogram at once
 _clock = time.perf_counter
 
 
@@ -115,6 +116,9 @@ class VerifiedStreams:
         # Per-run latencies and their token counts, until LATENCY_BATCH of them fill a batch.
         self._latencies: list[float] = []
         self._latency_weights: list[int] = []
+        # Called after each batch, on the thread that received it: the sampler's cue that the
+        # loop is running, so a fast target is sampled without a timer in its loop.
+        self.on_batch: Callable[[], None] | None = None
 
     @property
     def used(self) -> bool:
@@ -282,6 +286,8 @@ class VerifiedStreams:
         self.latency.record_many(self._latencies, self._latency_weights)
         self._latencies.clear()
         self._latency_weights.clear()
+        if self.on_batch is not None:
+            self.on_batch()
 
     def _arrived(self, conv: _Conversation, count: int, now: float) -> None:
         """``count`` tokens of the conversation accepted just now: its gaps and its count."""

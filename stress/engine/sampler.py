@@ -8,6 +8,7 @@ counts and RSS behind for the parent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import TextIO
 
 import psutil
 
+from stress.engine import stacks
 from stress.engine.protocol import Phase, Sample
 from stress.target import Stats
 
@@ -26,8 +28,12 @@ SAMPLER_THREAD = "stress-sampler"  # the sampler thread's name, as stack dumps s
 
 # How often the sampler thread wakes while the loop writes the samples itself. Each wake-up of
 # a second thread costs the loop's thread time (the thread must take the GIL from it: futile
-# wake-ups until the 5 ms switch interval forces a hand-over), whatever the thread then does.
+# wake-ups until the 5 ms switch interval forces a hand-over), whatever the thread then does:
+# sampling from the thread at 10 Hz costs a busy pipeline about 7%.
 WATCH_INTERVAL_S = 1.0
+# Pulses from the verifier within one timer period that make the timer unnecessary: twice its
+# rate, so the samples and the heartbeat keep their pace from the pulses alone.
+PULSES_PER_TICK = 2
 
 
 def _whole(value: object) -> int:
@@ -71,12 +77,22 @@ class _RssReader:
 class Sampler:
     """One JSON line per interval, written by the loop while it runs and by a thread when not.
 
-    While the loop runs, a timer on the loop writes each sample: no other thread wakes, so no
-    GIL hand-over. A thread watches: every WATCH_INTERVAL_S it looks at the last sample's age,
-    and when the loop has missed its turn (blocked, busy, or not yet running) the thread writes
-    the samples itself, every interval, until the loop's timer writes again. So the counters and
-    RSS keep coming while the loop is blocked, at the same rate, and a killed child leaves a
-    sample at most an interval old (a watch interval when the loop has just blocked).
+    While the loop runs, the loop writes each sample, so no other thread wakes and takes the
+    GIL. It does so on one of two cues:
+
+    * a **pulse** from the verifier (``VerifiedStreams.on_batch``), every batch of runs it
+      receives: at a fast target's pace these come many times a tick, and then they are the
+      only cue. No timer stays in the loop's schedule, where any timer costs an unpaced
+      pipeline about 1% (asyncio reads the clock on every iteration while one is due);
+    * otherwise a **timer** on the loop, every tick (the sampling interval, at most
+      HEARTBEAT_S), which also beats the heartbeat that stack dumps read.
+
+    A thread watches: every WATCH_INTERVAL_S it looks at when the loop last gave a cue. When
+    the loop has missed its turn (blocked, busy without pulses, or not yet running) the thread
+    writes the samples itself, every interval, and asks the loop to start its timer again
+    (the pulses may have stopped), until the loop writes again. So the counters and RSS keep
+    coming while the loop is blocked, at the same rate, and a killed child leaves a sample at
+    most an interval old (a watch interval when the loop has just blocked).
     """
 
     def __init__(self, path: Path, interval_s: float, *, background: bool = True) -> None:
@@ -85,13 +101,17 @@ class Sampler:
         self._background = background
         self._file: TextIO = path.open("a", encoding="utf-8", buffering=1)
         self._interval_s = interval_s
+        self._tick_s = min(interval_s, stacks.HEARTBEAT_S)
         self._rss = _RssReader()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=SAMPLER_THREAD, daemon=True)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
-        self._ticked = time.perf_counter()  # when the loop's timer last wrote (or was set)
+        self._loop_thread: int | None = None  # the thread of the loop the sampler follows
+        self._pulses = 0  # pulses since the timer was set
+        self._cued = time.perf_counter()  # when the loop last gave a cue (or was followed)
+        self._written = -math.inf  # when the last sample was written, by either thread
         self.stats = Stats()
         self.phase: Phase = "start"
         self.t0 = time.perf_counter()
@@ -103,8 +123,13 @@ class Sampler:
 
     def set_phase(self, phase: Phase, stats: Stats) -> None:
         with self._lock:
+            previous = self.stats.streams
+            if previous is not None and previous is not stats.streams:
+                previous.on_batch = None
             self.phase = phase
             self.stats = stats
+            if self._background and stats.streams is not None:
+                stats.streams.on_batch = self.pulse
             if phase == "run":
                 self.t0 = time.perf_counter()
         self.write()
@@ -112,13 +137,14 @@ class Sampler:
 
     def write(self) -> None:
         with self._lock:
+            self._written = time.perf_counter()
             rss = self._rss.read()
             self.peak_rss_mb = max(self.peak_rss_mb, rss)
             # The verifier's counts when the target uses it; else the target's own counters.
             sent, received, completed, errors = map(_whole, self.stats.counts())
             line = Sample(
                 phase=self.phase,
-                t=round(time.perf_counter() - self.t0, 4),
+                t=round(self._written - self.t0, 4),
                 rss_mb=round(rss, 3),
                 messages_sent=sent,
                 tokens_received=received,
@@ -128,8 +154,22 @@ class Sampler:
             ).to_json()
             self._file.write(line + "\n")
 
+    def pulse(self) -> None:
+        """The verifier's cue, every batch of runs received: the loop is running."""
+        if threading.get_ident() != self._loop_thread:
+            return  # a target's own thread handed the tokens: it says nothing about the loop
+        self._pulses += 1
+        self._cue(time.perf_counter())
+
+    def _cue(self, now: float) -> None:
+        """On the loop's thread: the loop runs. A beat, and the sample when one is due."""
+        self._cued = now
+        stacks.heartbeat()
+        if now - self._written >= self._interval_s:
+            self.write()
+
     def _follow_running_loop(self) -> None:
-        """Called on the loop's thread: the loop's timer takes over the writing while it runs."""
+        """Called on the loop's thread: the loop takes over the writing while it runs."""
         if not self._background:
             return
         try:
@@ -137,31 +177,50 @@ class Sampler:
         except RuntimeError:
             return  # no loop here (the final sample): the thread covers the gaps
         if loop is not self._timer_loop:
-            self._timer_loop = loop
-            self._ticked = time.perf_counter()
-            self._timer = loop.call_later(self._interval_s, self._tick)
+            self._timer_loop, self._timer = loop, None
+            self._loop_thread = threading.get_ident()
+            self._cue(time.perf_counter())
+            self._set_timer()
+
+    def _set_timer(self) -> None:
+        """On the loop's thread: the timer cues the loop again (unless it already does)."""
+        if self._timer is None and self._timer_loop is not None and not self._stop.is_set():
+            self._pulses = 0
+            self._timer = self._timer_loop.call_later(self._tick_s, self._tick)
 
     def _tick(self) -> None:
-        self.write()
-        self._ticked = time.perf_counter()
-        if self._timer_loop is not None and not self._stop.is_set():
-            self._timer = self._timer_loop.call_later(self._interval_s, self._tick)
+        self._timer = None
+        pulsed = self._pulses >= PULSES_PER_TICK
+        self._cue(time.perf_counter())
+        if not pulsed:  # else the pulses cue the loop often enough: no timer in its schedule
+            self._set_timer()
 
     def _loop(self) -> None:
-        wait_s = min(self._interval_s, WATCH_INTERVAL_S)
+        wait_s = WATCH_INTERVAL_S
         while not self._stop.wait(wait_s):
-            # Twice the interval: a busy loop's timer runs a little late, and is not blocked.
-            if time.perf_counter() - self._ticked < 2 * self._interval_s:
-                wait_s = max(self._interval_s, WATCH_INTERVAL_S)  # the loop writes: watch
+            now = time.perf_counter()
+            # Twice the tick: a busy loop's timer runs a little late, and is not blocked.
+            if now - self._cued < 2 * self._tick_s:
+                wait_s = WATCH_INTERVAL_S  # the loop writes: watch
                 continue
-            self.write()  # the loop missed its turn: sample from here, every interval
-            wait_s = self._interval_s
+            # The loop missed its turn: sample from here, every interval, and have the loop
+            # set its timer again when it runs (its pulses may have stopped).
+            loop = self._timer_loop
+            if self._timer is None and loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(self._set_timer)
+            if now - self._written >= self._interval_s:
+                self.write()
+            wait_s = min(self._interval_s, WATCH_INTERVAL_S)
 
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
-        self._timer = self._timer_loop = None  # its loop has stopped: the timer never fires
+        # Its loop has stopped: the timer never fires, and no pulse is the loop's.
+        self._timer = self._timer_loop = self._loop_thread = None
+        if self.stats.streams is not None:
+            self.stats.streams.on_batch = None
         self.write()
         self._file.close()
         self._rss.close()
