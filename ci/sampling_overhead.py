@@ -3,9 +3,9 @@
     python ci/sampling_overhead.py [--rounds 11] [--seconds 4] [--interval 0.1]
                                    [--target MODULE:ATTR ...] [--messages N]
 
-The scenario child samples its RSS and counters from a thread every ``--sample-interval``
-seconds (stress.engine.sampler.Sampler: the loop's timer while the loop runs, a thread when it is
-blocked), and the runner reads each sample as it arrives. Sampling
+The scenario child samples its RSS and counters every ``--sample-interval`` seconds
+(stress.engine.sampler.Sampler: while the loop runs, on the verifier's pulses or the loop's
+timer; a thread when it is blocked), and the runner reads each sample as it arrives. Sampling
 cannot be switched off: an interval far longer than the run (OFF_INTERVAL_S) leaves only the
 sample written when the measured run starts, none while tokens flow, which is "off" for this
 purpose. ``--interval`` costs any other interval the same way (e.g. 0.005).
