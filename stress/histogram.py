@@ -9,10 +9,8 @@ buckets, so ten million tokens cost the same memory as ten.
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
-import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 SUB_BITS = 5  # 32 buckets per power of two: a bucket is at most ~3% of its value wide
@@ -34,6 +32,10 @@ def bucket_upper(index: int) -> int:
     shift = (index >> SUB_BITS) - 1
     sub = (index & (_SUB - 1)) + _SUB
     return ((sub + 1) << shift) - 1
+
+
+def _micros(value_s: float) -> int:
+    return int(value_s * 1e6)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +61,7 @@ class Histogram:
         self.max_us = 0
 
     def record(self, value_s: float, weight: int = 1) -> None:
-        value_us = max(0, int(value_s * 1e6))
+        value_us = max(0, _micros(value_s))
         index = bucket_of(value_us)
         self._counts[index] = self._counts.get(index, 0) + weight
         self.count += weight
@@ -70,22 +72,40 @@ class Histogram:
 
         The verifier's per-run latencies come here in batches: sorted, each bucket's values
         are one slice, so the bucket arithmetic runs once per bucket, not once per value,
-        and the rest is C (``sorted``, ``map``, ``bisect``, ``sum``).
+        and the rest is C (``sort``, ``map``, ``bisect``, ``sum``). A batch of equal weights
+        (runs of one length: the usual case) sorts the seconds themselves and converts only
+        the values a bucket search looks at: converting every value costs more than sorting.
         """
-        micros = list(map(int, map(operator.mul, values_s, itertools.repeat(1e6))))
-        order = sorted(range(len(micros)), key=micros.__getitem__)
+        n = len(values_s)
+        if not n:
+            return
+        weight = weights[0]
+        if weights.count(weight) == n:
+            seconds = sorted(values_s)
+            self._add_sorted(seconds, _micros, lambda i, j: weight * (j - i))
+            self.count += weight * n
+            self.max_us = max(self.max_us, _micros(seconds[-1]))
+            return
+        micros = list(map(_micros, values_s))
+        order = sorted(range(n), key=micros.__getitem__)
         micros = list(map(micros.__getitem__, order))
         ordered_weights = list(map(weights.__getitem__, order))
+        self._add_sorted(micros, None, lambda i, j: sum(ordered_weights[i:j]))
+        self.count += sum(ordered_weights)
+        self.max_us = max(self.max_us, micros[-1])
+
+    def _add_sorted(self, values: Sequence[float], to_micros: Callable[[float], int] | None,
+                    weight_of: Callable[[int, int], int]) -> None:
+        """Add sorted values to their buckets: microseconds, or what ``to_micros`` makes
+        microseconds of (the same order); ``weight_of(i, j)`` is the weight of ``[i:j]``."""
         counts = self._counts
-        i, n = 0, len(micros)
+        i, n = 0, len(values)
         while i < n:
-            index = bucket_of(max(0, micros[i]))
-            j = bisect.bisect_left(micros, bucket_upper(index) + 1, i)
-            counts[index] = counts.get(index, 0) + sum(ordered_weights[i:j])
+            first = values[i] if to_micros is None else to_micros(values[i])
+            index = bucket_of(max(0, int(first)))
+            j = bisect.bisect_right(values, bucket_upper(index), i, key=to_micros)
+            counts[index] = counts.get(index, 0) + weight_of(i, j)
             i = j
-        if n:
-            self.count += sum(ordered_weights)
-            self.max_us = max(self.max_us, micros[-1])
 
     def merge(self, other: Histogram) -> None:
         for index, n in other._counts.items():

@@ -213,6 +213,18 @@ def test_recording_many_values_at_once_is_recording_them_one_by_one() -> None:
     assert at_once.summary() == one_by_one.summary()
 
 
+def test_recording_many_values_of_one_weight_is_recording_them_one_by_one() -> None:
+    # Runs of one length, the verifier's usual batch: the seconds are sorted as they are.
+    values = [0.25, -0.001, 0.000031, 0.0, 0.000032, 0.0000005, 0.0015, 0.000033, 4.0,
+              0.0015, 3.999999, 86_400.0, 0.0000319999] * 5
+    one_by_one, at_once = Histogram(), Histogram()
+    for value in values:
+        one_by_one.record(value, 100)
+    at_once.record_many(values, [100] * len(values))
+    assert at_once.summary() == one_by_one.summary()
+    assert at_once.count == 100 * len(values)
+
+
 def test_latencies_recorded_in_batches_all_reach_the_histogram() -> None:
     s = streams(messages=30_000, size=10, conversations=1)
     for start in range(0, 30_000, 3):  # 10,000 runs: more than one batch, and a remainder
