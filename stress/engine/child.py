@@ -90,7 +90,7 @@ async def _measure(spec: ChildSpec, target: Target, sampler: Sampler,
     # Setup's garbage goes before the memory baseline: the young generations, where what
     # setup made and dropped is. Not a full collection: after one, the reference pipeline's
     # run measured about 1% slower, wherever in the child it ran (ci/standalone_ratio.py, 41
-    # pairs each: 0.975..0.983 of standalone with it, 0.984..0.994 without or with this one).
+    # pairs each: 0.977..0.982 of standalone after one, 0.984..0.995 without or with this one).
     gc.collect(1)
     rss_start = rss_mb(process)
     sampler.set_phase("run", stats)
