@@ -73,8 +73,9 @@ class Histogram:
         The verifier's per-run latencies come here in batches: sorted, each bucket's values
         are one slice, so the bucket arithmetic runs once per bucket, not once per value,
         and the rest is C (``sort``, ``map``, ``bisect``, ``sum``). A batch of equal weights
-        (runs of one length: the usual case) sorts the seconds themselves and converts only
-        the values a bucket search looks at: converting every value costs more than sorting.
+        (runs of one length: the usual case) sorts the seconds alone. Only the values a bucket
+        search looks at are converted to microseconds: converting every value costs more than
+        sorting.
         """
         n = len(values_s)
         if not n:
@@ -82,28 +83,23 @@ class Histogram:
         weight = weights[0]
         if weights.count(weight) == n:
             seconds = sorted(values_s)
-            self._add_sorted(seconds, _micros, lambda i, j: weight * (j - i))
+            self._add_sorted(seconds, lambda i, j: weight * (j - i))
             self.count += weight * n
-            self.max_us = max(self.max_us, _micros(seconds[-1]))
-            return
-        micros = list(map(_micros, values_s))
-        order = sorted(range(n), key=micros.__getitem__)
-        micros = list(map(micros.__getitem__, order))
-        ordered_weights = list(map(weights.__getitem__, order))
-        self._add_sorted(micros, None, lambda i, j: sum(ordered_weights[i:j]))
-        self.count += sum(ordered_weights)
-        self.max_us = max(self.max_us, micros[-1])
+        else:
+            order = sorted(range(n), key=values_s.__getitem__)
+            seconds = list(map(values_s.__getitem__, order))
+            ordered_weights = list(map(weights.__getitem__, order))
+            self._add_sorted(seconds, lambda i, j: sum(ordered_weights[i:j]))
+            self.count += sum(ordered_weights)
+        self.max_us = max(self.max_us, _micros(seconds[-1]))
 
-    def _add_sorted(self, values: Sequence[float], to_micros: Callable[[float], int] | None,
-                    weight_of: Callable[[int, int], int]) -> None:
-        """Add sorted values to their buckets: microseconds, or what ``to_micros`` makes
-        microseconds of (the same order); ``weight_of(i, j)`` is the weight of ``[i:j]``."""
+    def _add_sorted(self, seconds: Sequence[float], weight_of: Callable[[int, int], int]) -> None:
+        """Add sorted values to their buckets; ``weight_of(i, j)`` is the weight of ``[i:j]``."""
         counts = self._counts
-        i, n = 0, len(values)
+        i, n = 0, len(seconds)
         while i < n:
-            first = values[i] if to_micros is None else to_micros(values[i])
-            index = bucket_of(max(0, int(first)))
-            j = bisect.bisect_right(values, bucket_upper(index), i, key=to_micros)
+            index = bucket_of(max(0, _micros(seconds[i])))
+            j = bisect.bisect_right(seconds, bucket_upper(index), i, key=_micros)
             counts[index] = counts.get(index, 0) + weight_of(i, j)
             i = j
 
