@@ -142,7 +142,10 @@ def test_an_installed_kit_is_packed_back_into_a_wheel_the_same_each_time(
     site = tmp_path / "site"
     info = site / "asyncio_stress_kit-9.9.dist-info"
     for name, text in {"stress/__init__.py": "x = 1\n", "stress/container/Dockerfile": "FROM x\n",
-                       "stress/__pycache__/junk.pyc": "junk"}.items():
+                       "stress/__pycache__/junk.pyc": "junk",
+                       # the compiled verifier (STRESS_KIT_COMPILE=1), for this host's Python
+                       "stress/streams.cpython-311-x86_64-linux-gnu.so": "ELF",
+                       "stress_verifier__mypyc.cpython-311-x86_64-linux-gnu.so": "ELF"}.items():
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_text(text, encoding="utf-8")
     info.mkdir()
@@ -150,6 +153,8 @@ def test_an_installed_kit_is_packed_back_into_a_wheel_the_same_each_time(
                                    "Version: 9.9\n", encoding="utf-8")
     (info / "RECORD").write_text(
         "stress/__init__.py,,\nstress/container/Dockerfile,,\nstress/__pycache__/junk.pyc,,\n"
+        "stress/streams.cpython-311-x86_64-linux-gnu.so,,\n"
+        "stress_verifier__mypyc.cpython-311-x86_64-linux-gnu.so,,\n"
         "../../bin/stress-kit,,\n", encoding="utf-8")
     installed = importlib.metadata.PathDistribution(info)
     monkeypatch.setattr(importlib.metadata, "distribution", lambda name: installed)

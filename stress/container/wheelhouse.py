@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stress.errors import EngineError
+from stress.verifier_build import COMPILE_VARIABLE, EXTENSION_SUFFIXES
 
 DISTRIBUTION = "asyncio-stress-kit"
 IMAGE_PYTHON = "3.13"  # the interpreter of the Dockerfile's base (python:3.13, Debian trixie)
@@ -169,6 +170,10 @@ def build_project_wheel(source: Path, project_dir: Path, *, own_backend: bool = 
         shutil.rmtree(project_dir)
     project_dir.mkdir(parents=True)
     env = dict(os.environ)
+    if not own_backend:
+        # The image's Python is not this one: its kit is pure Python (compiled on this host,
+        # the verifier's extension modules would not load there).
+        env.pop(COMPILE_VARIABLE, None)
     # Same bytes for the same sources, so an unchanged project keeps the image's layer cache.
     env.setdefault("SOURCE_DATE_EPOCH", _commit_time(source))
     with tempfile.TemporaryDirectory(prefix="stress-wheel-") as tmp:
@@ -302,7 +307,10 @@ def pack_installed(out_dir: Path) -> Path:
     members: dict[str, bytes] = {}
     for file in dist.files or ():
         name = file.as_posix()
-        if name.startswith("stress/") and "__pycache__" not in name:
+        # Not the compiled verifier (STRESS_KIT_COMPILE): built for this host's Python, it
+        # would not load in the image's, where its source, packed beside it, runs instead.
+        if name.startswith("stress/") and "__pycache__" not in name \
+                and not name.endswith(EXTENSION_SUFFIXES):
             members[name] = Path(str(dist.locate_file(file))).read_bytes()
     if "stress/__init__.py" not in members:
         raise WheelhouseError(f"the installed {DISTRIBUTION} {version} lists no files of the "
