@@ -111,6 +111,8 @@ class Environment:
     project_version: str | None = None
     kit_version: str | None = None
     image_id: str | None = None  # the container run's image (None on the host)
+    # "compiled" or "interpreted" (stress.verifier_build): same verdicts, not the same speed.
+    verifier: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

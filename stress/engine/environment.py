@@ -9,6 +9,7 @@ import tomllib
 
 import stress
 from stress.results import Environment
+from stress.verifier_build import verifier_build
 
 
 def environment(*, target: str, loop: str) -> Environment:
@@ -27,6 +28,7 @@ def environment(*, target: str, loop: str) -> Environment:
         project_version=os.environ.get("STRESS_PROJECT_VERSION") or _pyproject("version"),
         kit_version=os.environ.get("STRESS_KIT_VERSION") or stress.__version__,
         image_id=os.environ.get("STRESS_IMAGE_ID") or None,
+        verifier=verifier_build(),
     )
 
 

@@ -92,8 +92,9 @@ def environment_text(results: list[Result]) -> str | None:
         return None
     sha = f", git {env.git_sha[:12]}" if env.git_sha else ""
     where = "in a container" if env.in_container else "on the host"
+    verifier = f", verifier {env.verifier}" if env.verifier else ""
     return (f"{env.implementation} {env.python} on {env.platform}, {env.cpu_count} CPUs, "
-            f"{where}, loop {env.loop}, target {env.target}{sha}")
+            f"{where}, loop {env.loop}{verifier}, target {env.target}{sha}")
 
 
 def baseline_rows(results: list[Result], baseline: list[Result]) -> list[list[str]]:
