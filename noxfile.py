@@ -57,7 +57,50 @@ def _interrupt(signum: int, frame: object) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (`-- ARGS` go to pytest, e.g. `-- -m 'not docker'`)."""
     session.install("-e", ".[test,uvloop]")  # uvloop: the loop option is tested too
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env={EXPECT_VERIFIER: "interpreted"})
+
+
+# The tests of what runs compiled when the kit is built with STRESS_KIT_COMPILE=1 (mypyc): the
+# verifier, the pipelines and targets it checks, and the engine around it.
+COMPILED_TESTS = ("tests/test_verifier_build.py", "tests/test_streams.py",
+                  "tests/test_token_cutter.py", "tests/test_sampler.py", "tests/test_harness.py",
+                  "tests/test_pipeline_backend.py", "tests/test_pipeline_channel.py",
+                  "tests/test_pipeline_conductor.py", "tests/test_pipeline_consumer.py",
+                  "tests/test_pipeline_faults.py", "tests/integration/test_runner_verdicts.py",
+                  "tests/integration/test_runner_faults.py",
+                  "tests/integration/test_real_targets.py",
+                  "tests/integration/test_runner_real_sse.py")
+EXPECT_VERIFIER = "STRESS_EXPECT_VERIFIER"  # tests/test_verifier_build.py checks the build
+COMPILE = {"STRESS_KIT_COMPILE": "1"}  # build_backend.py: compile the verifier with mypyc
+
+
+@nox.session(name="tests-compiled", tags=["check"])
+def tests_compiled(session: nox.Session) -> None:
+    """The verifier's tests against the kit built with its verifier compiled (mypyc).
+
+    Needs a C compiler and the Python headers. The tests run from a copy of tests/, so the
+    installed kit, not this checkout's source, is the one imported.
+    """
+    session.install(".[test,uvloop]", env=COMPILE)
+    with tempfile.TemporaryDirectory(prefix="stress-tests-compiled-") as folder:
+        shutil.copytree("tests", Path(folder, "tests"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy("pyproject.toml", folder)  # pytest's settings
+        tests = [str(Path(folder, name)) for name in COMPILED_TESTS]
+        with session.chdir(folder):
+            session.run("pytest", "-p", "no:cacheprovider", *tests, *session.posargs,
+                        env={EXPECT_VERIFIER: "compiled"})
+
+
+@nox.session(name="verification-cost")
+def verification_cost(session: nox.Session) -> None:
+    """What verifying and stamping every token costs the reference pipeline, its verifier
+    compiled (ci/verification_cost.py; `-- --rounds 11`); `-- --interpreted` for the pure one.
+    """
+    interpreted = "--interpreted" in session.posargs
+    session.install(".", env={} if interpreted else COMPILE)
+    arguments = [a for a in session.posargs if a != "--interpreted"]
+    session.run("python", "ci/verification_cost.py", *arguments)
 
 
 # The test of the gate's table of the functions that grew, named as Python functions: the

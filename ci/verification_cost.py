@@ -1,6 +1,10 @@
 """What verifying every token (and stamping its latency) costs the reference pipeline.
 
     python ci/verification_cost.py [--rounds 7] [--scale 1.0] [--scenario short]
+    nox -s verification-cost    the same, with the verifier compiled (STRESS_KIT_COMPILE=1)
+
+It measures the kit it imports: an installed one (compiled or not), else this checkout's
+source, and says which.
 
 The reference pipeline runs the built-in scenario through the engine (stress.engine.supervise,
 one fresh child per run), verified as always, and as a counter-only variant of the same
@@ -18,14 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, cast
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+try:
+    import stress  # an installed kit, compiled or not, is the one measured
+except ModuleNotFoundError:
+    sys.path.insert(0, str(REPO))  # else this checkout's source
+    import stress
 
 from stress.config.scenarios import load_scenarios  # noqa: E402
 from stress.engine.options import Deadlines  # noqa: E402
@@ -35,10 +43,11 @@ from stress.pipeline.backend import TokenTexts  # noqa: E402
 from stress.pipeline.conductor import MAX_RUN, ReferencePipeline  # noqa: E402
 from stress.stats import median  # noqa: E402
 from stress.target import Params, Stats  # noqa: E402
+from stress.verifier_build import verifier_build  # noqa: E402
 
 GOAL = 0.90
 VERIFIED = "stress.pipeline:reference"
-COUNTER_ONLY = "ci.verification_cost:counter_only"
+COUNTER_ONLY = "verification_cost:counter_only"  # this file, on the children's path
 
 
 class _OwnTokens:
@@ -100,6 +109,19 @@ def _measure(target: str, scenario: Any) -> float | None:
     return run_throughput(run) if run.status == "ok" else None
 
 
+def _children_use_this_kit() -> None:
+    """Each run's child imports the kit measured here and this file's counter-only target.
+
+    A child starts in the working folder, which comes first on its path: in a checkout, its
+    ``stress`` source would stand in for an installed (compiled) kit. So the children start in
+    an empty folder, with this file's folder and, for a checkout's kit, the checkout on their
+    path.
+    """
+    kit_root = Path(stress.__file__).resolve().parent.parent
+    paths = [str(REPO / "ci"), *([str(kit_root)] if kit_root == REPO else [])]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -107,6 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="short")
     args = parser.parse_args(argv)
     scenario = load_scenarios()[args.scenario].scaled(args.scale)
+    _children_use_this_kit()
+    print(f"kit: {Path(stress.__file__).parent}, verifier {verifier_build()}")
+    with tempfile.TemporaryDirectory(prefix="verification-cost-") as folder:
+        os.chdir(folder)
+        return _alternate(scenario, args)
+
+
+def _alternate(scenario: Any, args: argparse.Namespace) -> int:
     ratios: list[float] = []
     for round_ in range(args.rounds):
         order = (VERIFIED, COUNTER_ONLY) if round_ % 2 == 0 else (COUNTER_ONLY, VERIFIED)

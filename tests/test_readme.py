@@ -43,6 +43,9 @@ NOT_RUN = {
     "'./asyncio-stress-kit[container]'":
         "installs from a checkout beside the reader's project; the tests use the installed kit",
     'git add -A && git commit -m "Stress tests" && git push': "needs the reader's remote",
+    "STRESS_KIT_COMPILE=1 pipx install './asyncio-stress-kit[container]'":
+        "installs from a checkout beside the reader's project; nox -s tests-compiled installs "
+        "the compiled kit the same way",
 }
 # README commands and the line of .ci/run that runs the same thing.
 CI_RUN_FORMS = {
