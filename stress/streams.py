@@ -16,6 +16,10 @@ kept as one string (twice over), so making a run is one cut (stress.token_cutter
 a run in order is a single ``str.startswith`` on that string; only when that fails does the
 slow path look at each token, with a window of ``REORDER_WINDOW`` missing indices remembered
 for late arrivals.
+
+A kit built with ``STRESS_KIT_COMPILE=1`` runs this module compiled by mypyc
+(stress.verifier_build): its classes are then native, their attributes only those declared,
+and the annotations are checked at run time, so they must say exactly what is passed.
 """
 
 from __future__ import annotations

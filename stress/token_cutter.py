@@ -5,7 +5,8 @@ tokens per call, and at a million tokens a second the cost of making a token is 
 pipeline's. ``str.split`` on a separator makes each piece in one C loop, about a third of
 the cost of slicing per token (a ``map`` over slice objects or a regex ``findall``), up to a
 few hundred characters a token. Past that, split's scan for the separator costs more than
-copying, so long tokens are sliced.
+copying, so long tokens are sliced. Compiled with the verifier when the kit is built with
+``STRESS_KIT_COMPILE=1`` (stress.verifier_build).
 """
 
 from __future__ import annotations
