@@ -1,6 +1,6 @@
 """What verifying every token (and stamping its latency) costs the reference pipeline.
 
-    python ci/verification_cost.py [--rounds 7] [--scale 1.0] [--scenario short]
+    python ci/verification_cost.py [--rounds 15] [--scale 1.0] [--scenario short]
     nox -s verification-cost    the same, with the verifier compiled (STRESS_KIT_COMPILE=1)
 
 It measures the kit it imports: an installed one (compiled or not), else this checkout's
@@ -124,7 +124,7 @@ def _children_use_this_kit() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--scenario", default="short")
     args = parser.parse_args(argv)

@@ -2,8 +2,9 @@
 
 ``STRESS_KIT_COMPILE=1`` when the kit is built (build_backend.py) compiles the modules named
 here to C extensions: at short tokens the per-token checking and stamping is a large part of
-a fast pipeline's cost, and compiled it costs about a third as much. Verdicts are the same
-either way; throughput is not, so a run's environment records which build verified it.
+a fast pipeline's cost, and compiled it costs less (how much less depends on the machine; the
+README gives figures). Verdicts are the same either way; throughput is not, so a run's
+environment records which build verified it.
 """
 
 from __future__ import annotations
