@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from stress.config.scenario import Scenario
 from stress.errors import ExitCode
+from stress.verifier_build import VerifierBuild
 
 RESULTS_VERSION = 1
 
@@ -111,8 +112,8 @@ class Environment:
     project_version: str | None = None
     kit_version: str | None = None
     image_id: str | None = None  # the container run's image (None on the host)
-    # "compiled" or "interpreted" (stress.verifier_build): same verdicts, not the same speed.
-    verifier: str | None = None
+    # Which build of the verifier ran: same verdicts, not the same speed.
+    verifier: VerifierBuild | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,12 +9,16 @@ environment records which build verified it.
 
 from __future__ import annotations
 
+from typing import Literal
+
+VerifierBuild = Literal["compiled", "interpreted"]
+
 COMPILE_VARIABLE = "STRESS_KIT_COMPILE"
 COMPILED_MODULES = ("stress.streams", "stress.token_cutter")  # the per-token work of a run
 EXTENSION_SUFFIXES = (".so", ".pyd")  # what a compiled module's file ends with
 
 
-def verifier_build() -> str:
+def verifier_build() -> VerifierBuild:
     """``"compiled"`` or ``"interpreted"``: how the verifier of this process runs."""
     import stress.streams
 
